@@ -1,0 +1,194 @@
+"""One checkpoint format for every model: weights plus the metadata that rebuilds the model.
+
+A file is one dict, read only with `torch.load(weights_only=True)`, so a checkpoint can never
+run code. Anything wrong with a file (damaged, wrong kind, shapes that do not match its own
+config, a pickle that tries to run code) becomes a `CheckpointError` that says so in one sentence.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.data import IMAGE_SIZE, NORMALISATION
+from core.models import MODEL_KINDS, config_from_dict
+
+FORMAT_VERSION = 1
+# Kinds without a network of their own (e.g. fitted latent directions) are still checkpoints.
+DATA_KINDS = ("directions",)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used; the message names the file and the reason."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the rebuilt model (None for data kinds) and its metadata."""
+
+    kind: str
+    model: nn.Module | None
+    config: dict
+    attributes: list[str] = field(default_factory=list)
+    image_size: int = IMAGE_SIZE
+    normalisation: str = NORMALISATION
+    train: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    kind: str,
+    model: nn.Module | None = None,
+    *,
+    attributes: list[str] | None = None,
+    train: dict | None = None,
+    extra: dict | None = None,
+    half: bool = False,
+    config: dict | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temp file + rename): a crash never leaves half a file.
+
+    `half=True` stores floating-point weights as float16 (the shipped models); they are loaded
+    back as float32. `extra` holds kind-specific tensors/values (e.g. optimiser state for resume,
+    direction vectors), which must themselves be weights-only loadable.
+    """
+    if kind not in MODEL_KINDS and kind not in DATA_KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}")
+    if model is not None:
+        model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
+        config = asdict(model.config)
+        state = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu().clone()
+                 for k, v in model.state_dict().items()}
+    else:
+        state = {}
+    blob: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "config": config or {},
+        "state_dict": state,
+        "attributes": list(attributes or []),
+        "image_size": int((config or {}).get("image_size", IMAGE_SIZE)),
+        "normalisation": NORMALISATION,
+        "train": train or {},
+        "extra": extra or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _read_blob(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint (not a PyTorch archive)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported" in str(exc):
+            raise CheckpointError(
+                f"{path}: refused, the file contains code or objects that are not plain weights"
+            ) from None
+        raise CheckpointError(f"{path}: damaged or not a checkpoint ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint ({_first_line(exc)})") from None
+    if not isinstance(blob, dict) or "kind" not in blob or "state_dict" not in blob:
+        raise CheckpointError(f"{path}: not a Latent Steer checkpoint (no kind / state_dict)")
+    version = blob.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {version!r} is not supported (this build reads ≤ {FORMAT_VERSION})")
+    return blob
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    kind: str | None = None,
+    device: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Load a checkpoint and rebuild its model from its own config, in eval mode on `device`."""
+    path = Path(path)
+    blob = _read_blob(path)
+    found = blob["kind"]
+    if kind is not None and found != kind:
+        raise CheckpointError(f"{path}: is a {found} checkpoint, expected a {kind}")
+    model = None
+    config = blob.get("config") or {}
+    if found in MODEL_KINDS:
+        cls, cfg_cls = MODEL_KINDS[found]
+        try:
+            cfg = config_from_dict(cfg_cls, config)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: invalid {found} config ({exc})") from None
+        model = cls(cfg)
+        state = blob["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{path}: state_dict is not a mapping of tensors")
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(
+                f"{path}: weights do not match a {found} with this config "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        for name, tensor in state.items():
+            if tensor.shape != expected[name].shape:
+                raise CheckpointError(
+                    f"{path}: weight {name} has shape {tuple(tensor.shape)}, "
+                    f"the config needs {tuple(expected[name].shape)}"
+                )
+        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+        model.eval().requires_grad_(False).to(device)
+    elif found not in DATA_KINDS:
+        raise CheckpointError(f"{path}: unknown checkpoint kind {found!r}")
+    attributes = blob.get("attributes") or []
+    if found == "classifier" and model is not None and len(attributes) != model.config.num_attributes:
+        raise CheckpointError(
+            f"{path}: lists {len(attributes)} attribute names for {model.config.num_attributes} outputs"
+        )
+    return Checkpoint(
+        kind=found,
+        model=model,
+        config=config,
+        attributes=list(attributes),
+        image_size=int(blob.get("image_size", IMAGE_SIZE)),
+        normalisation=str(blob.get("normalisation", NORMALISATION)),
+        train=blob.get("train") or {},
+        extra=blob.get("extra") or {},
+        path=path,
+    )
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """Everything but the weights, e.g. for `main.py info` or the model card."""
+    blob = _read_blob(Path(path))
+    return {k: v for k, v in blob.items() if k not in ("state_dict", "extra")}
+
+
+def state_hash(model: nn.Module) -> str:
+    """Short content hash of a model's weights: pairs an encoder or a directions file with its G."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,341 @@
+"""CelebA reading, the one 64-px preprocessing, and safe image loading.
+
+Every place that turns a picture into model input (training, inversion, evaluation) goes through
+`preprocess`, so the app and the training scripts can never disagree on framing or scaling.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SIZE = 64
+NORMALISATION = "x/127.5-1"  # uint8 [0, 255] -> float [-1, 1]; stored in every checkpoint
+PREPROCESS_VERSION = 1  # bump when `preprocess` changes: invalidates the decoded-image cache
+HOLDOUT_COUNT = 1000  # IDs 8001-9000 of the shared 9,000-image subset
+MAX_PIXELS = 80_000_000  # larger than any camera photo we expect; beyond this, refuse (bomb)
+MAX_SIDE = 2048  # images larger than this are downscaled on load (a face crop needs far less)
+
+ATTR_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+IMAGE_DIR = "img_align_celeba"
+
+
+class CelebAError(ValueError):
+    """The CelebA folder or one of its list files is unusable; the message names file and line."""
+
+
+class ImageLoadError(ValueError):
+    """A file could not be turned into an RGB picture; the message says why in one sentence."""
+
+
+@dataclass
+class CelebAIndex:
+    """What the list files say about the images that are actually present, in file order."""
+
+    root: Path
+    filenames: list[str]
+    attributes: np.ndarray  # (N, A) uint8, 1 = attribute present
+    attribute_names: list[str]
+    partition: np.ndarray  # (N,) int8: 0 train, 1 val, 2 test (all 0 when no partition file)
+    missing: int = 0  # rows whose image file is absent
+    missing_examples: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def holdout_mask(self, holdout_count: int = HOLDOUT_COUNT) -> np.ndarray:
+        """True for images no training script may see.
+
+        The official partition's val/test images when the partition file marks any; otherwise
+        (the shared subset, whose partition is all 0) the last `holdout_count` images by ID,
+        but never more than a fifth of a small folder, so that something is left to train on.
+        """
+        if (self.partition != 0).any():
+            return self.partition != 0
+        mask = np.zeros(len(self), dtype=bool)
+        count = min(holdout_count, len(self) // 5)
+        if count > 0:
+            mask[-count:] = True
+        return mask
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise CelebAError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise CelebAError(f"{path}: not a text file ({exc.reason})") from None
+    return text.splitlines()  # handles LF, CRLF and stray CR alike
+
+
+def read_attributes(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Parse `list_attr_celeba.txt`: a count line, a names line, then `file v1 … vA` with ±1."""
+    lines = _read_lines(path)
+    if len(lines) < 2:
+        raise CelebAError(f"{path}: too short, expected a count line and a names line")
+    try:
+        declared = int(lines[0].strip())
+    except ValueError:
+        raise CelebAError(f"{path}:1: expected the number of images, got {lines[0][:40]!r}") from None
+    names = lines[1].split()
+    if not names:
+        raise CelebAError(f"{path}:2: no attribute names")
+    rows: dict[str, np.ndarray] = {}
+    for lineno, line in enumerate(lines[2:], start=3):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != len(names) + 1:
+            raise CelebAError(
+                f"{path}:{lineno}: expected a file name and {len(names)} values, got {len(parts)} fields"
+            )
+        try:
+            values = [int(v) for v in parts[1:]]
+        except ValueError:
+            raise CelebAError(f"{path}:{lineno}: attribute values must be 1 or -1") from None
+        if any(v not in (1, -1, 0) for v in values):
+            raise CelebAError(f"{path}:{lineno}: attribute values must be 1 or -1")
+        rows[parts[0]] = (np.asarray(values) > 0).astype(np.uint8)
+    if declared != len(rows):
+        warnings.warn(f"{path}: header says {declared} images, file lists {len(rows)}", stacklevel=2)
+    return names, rows
+
+
+def read_partition(path: Path) -> dict[str, int]:
+    """Parse `list_eval_partition.txt` (`file 0|1|2`)."""
+    out: dict[str, int] = {}
+    for lineno, line in enumerate(_read_lines(path), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+            raise CelebAError(f"{path}:{lineno}: expected 'file 0|1|2', got {line[:60]!r}")
+        out[parts[0]] = int(parts[1])
+    return out
+
+
+def read_celeba(root: str | os.PathLike) -> CelebAIndex:
+    """Index a CelebA folder in the official layout (full dataset or any subset, any resolution)."""
+    root = Path(root)
+    image_dir = root / IMAGE_DIR
+    if not image_dir.is_dir():
+        raise CelebAError(f"{root}: no '{IMAGE_DIR}/' folder; expected the official CelebA layout")
+    names, rows = read_attributes(root / ATTR_FILE)
+    partition_path = root / PARTITION_FILE
+    partition = read_partition(partition_path) if partition_path.exists() else {}
+    present = set(os.listdir(image_dir))
+    filenames, attrs, parts, missing = [], [], [], []
+    for fname in sorted(rows):
+        if fname not in present:
+            missing.append(fname)
+            continue
+        filenames.append(fname)
+        attrs.append(rows[fname])
+        parts.append(partition.get(fname, 0))
+    if not filenames:
+        raise CelebAError(f"{image_dir}: none of the {len(rows)} listed images is present")
+    return CelebAIndex(
+        root=root,
+        filenames=filenames,
+        attributes=np.stack(attrs),
+        attribute_names=names,
+        partition=np.asarray(parts, dtype=np.int8),
+        missing=len(missing),
+        missing_examples=missing[:5],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+def open_image(source: str | os.PathLike | bytes, max_side: int = MAX_SIDE) -> Image.Image:
+    """Open anything Pillow reads as an upright RGB picture, or raise `ImageLoadError`.
+
+    Grey, palette, alpha (composited on white), CMYK and 16-bit images become RGB; EXIF rotation
+    is applied; images larger than `max_side` are downscaled; decompression bombs, truncated
+    files and non-images are refused with a one-sentence reason.
+    """
+    name = "image data" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes) and Path(source).is_dir():
+        raise ImageLoadError(f"{name} is a folder, not an image")
+    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise ImageLoadError(
+                        f"{name} is {img.width}×{img.height} pixels, too large to be a photo "
+                        "(refused as a possible decompression bomb)"
+                    )
+                if img.format == "JPEG" and max(img.size) > 2 * max_side:
+                    img.draft("RGB", (max_side, max_side))  # decode huge JPEGs at reduced scale
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                rgb = _to_rgb(img)
+    except ImageLoadError:
+        raise
+    except FileNotFoundError:
+        raise ImageLoadError(f"{name} does not exist") from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{name} is not an image Pillow can read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"{name} is too large (refused as a possible decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{name} is damaged or truncated ({exc})") from None
+    if max(rgb.size) > max_side:
+        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return rgb
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = max(float(arr.max()), 1.0)
+        img = Image.fromarray((arr * (255.0 / hi)).clip(0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        lo, hi = float(arr.min()), float(arr.max())
+        img = Image.fromarray(((arr - lo) * (255.0 / max(hi - lo, 1e-12))).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return img.convert("RGB")
+
+
+def preprocess(img: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """RGB picture -> uint8 tensor (3, size, size): short side to `size`, centre crop.
+
+    This is the CelebA-64 convention (torchvision Resize(64) + CenterCrop(64)); the aligned
+    178×218 and the half-resolution 89×109 crops frame the same face.
+    """
+    if img.mode != "RGB":
+        img = _to_rgb(img)
+    w, h = img.size
+    scale = size / min(w, h)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    left, top = round((new_w - size) / 2), round((new_h - size) / 2)
+    img = img.crop((left, top, left + size, top + size))
+    arr = np.asarray(img, dtype=np.uint8).copy()
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (the `NORMALISATION` every model is trained with)."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Model output in [-1, 1] -> uint8 [0, 255]; NaNs become mid-grey instead of garbage."""
+    x = torch.nan_to_num(x.detach().float(), nan=0.0)
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoded-dataset cache
+
+
+@dataclass
+class CelebATensors:
+    """The decoded dataset: everything a training script needs, in memory."""
+
+    images: torch.Tensor  # (N, 3, S, S) uint8
+    attributes: torch.Tensor  # (N, A) uint8
+    attribute_names: list[str]
+    filenames: list[str]
+    holdout: torch.Tensor  # (N,) bool
+    missing: int
+    cache_path: Path | None = None
+
+    def split(self, held_out: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, attributes) of the training part (False) or of the held-out part (True)."""
+        mask = self.holdout if held_out else ~self.holdout
+        return self.images[mask], self.attributes[mask]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("LATENT_STEER_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "latent-steer"
+
+
+def _cache_key(index: CelebAIndex, size: int) -> str:
+    """Changes whenever the listed images, their files or the preprocessing change."""
+    h = hashlib.sha1()
+    h.update(f"v{PREPROCESS_VERSION}|{size}|{index.root.resolve()}|".encode())
+    image_dir = index.root / IMAGE_DIR
+    for fname in index.filenames:
+        st = (image_dir / fname).stat()
+        h.update(f"{fname}:{st.st_size}:{st.st_mtime_ns};".encode())
+    h.update(index.attributes.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _decode_one(path: Path, size: int) -> torch.Tensor:
+    try:
+        return preprocess(open_image(path), size)
+    except ImageLoadError as exc:
+        raise CelebAError(str(exc)) from None
+
+
+def load_celeba(
+    root: str | os.PathLike,
+    size: int = IMAGE_SIZE,
+    cache_dir: str | os.PathLike | None = None,
+    holdout_count: int = HOLDOUT_COUNT,
+    workers: int | None = None,
+    progress: bool = False,
+) -> CelebATensors:
+    """Index, decode and preprocess a CelebA folder once; later calls read the cached tensor.
+
+    The cache file is keyed by the image list, their sizes and mtimes, the attribute table and
+    the preprocessing version, so an edited dataset is never served stale.
+    """
+    index = read_celeba(root)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache_path = cache_dir / f"celeba-{size}px-{_cache_key(index, size)}.pt"
+    images = None
+    if cache_path.exists():
+        try:
+            blob = torch.load(cache_path, weights_only=True)
+            if blob["images"].shape == (len(index), 3, size, size):
+                images = blob["images"]
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            images = None
+    if images is None:
+        image_dir = index.root / IMAGE_DIR
+        paths = [image_dir / f for f in index.filenames]
+        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+            iterator = pool.map(lambda p: _decode_one(p, size), paths)
+            if progress:
+                from tqdm import tqdm
+
+                iterator = tqdm(iterator, total=len(paths), desc="decoding CelebA", unit="img")
+            images = torch.stack(list(iterator))
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"images": images}, tmp)
+        os.replace(tmp, cache_path)
+    return CelebATensors(
+        images=images,
+        attributes=torch.from_numpy(index.attributes),
+        attribute_names=index.attribute_names,
+        filenames=index.filenames,
+        holdout=torch.from_numpy(index.holdout_mask(holdout_count)),
+        missing=index.missing,
+        cache_path=cache_path,
+    )

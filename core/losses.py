@@ -1,0 +1,30 @@
+"""Image distances used to train the encoder and to refine an inversion (no downloaded VGG).
+
+The perceptual part compares our own classifier's intermediate feature maps, unit-normalised
+per position over channels (as LPIPS does), so faces that differ in attribute-relevant detail
+are far apart even when their pixels are close.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from core.models import Classifier
+
+
+def feature_distance(classifier: Classifier, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image perceptual distance (N,) between two batches in [-1, 1]."""
+    total = a.new_zeros(a.shape[0])
+    for fa, fb in zip(classifier.feature_maps(a), classifier.feature_maps(b)):
+        fa, fb = F.normalize(fa.float(), dim=1), F.normalize(fb.float(), dim=1)
+        total = total + (fa - fb).square().sum(1).mean((1, 2))
+    return total
+
+
+def image_distance(classifier: Classifier | None, a: torch.Tensor, b: torch.Tensor,
+                   w_pixel: float = 1.0, w_feature: float = 1.0) -> torch.Tensor:
+    """Per-image loss (N,): pixel MSE in [-1, 1] plus the classifier feature distance."""
+    loss = w_pixel * (a.float() - b.float()).square().flatten(1).mean(1)
+    if classifier is not None and w_feature > 0:
+        loss = loss + w_feature * feature_distance(classifier, a, b)
+    return loss

@@ -1,0 +1,306 @@
+"""The four networks: Generator, Discriminator (or critic), attribute Classifier, Encoder.
+
+Each is built from a small config dataclass, so a checkpoint can rebuild it from its metadata
+alone. All work on 64×64 RGB in [-1, 1] (see `core.data.NORMALISATION`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def _check_range(cfg: object, name: str, lo: int, hi: int) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ValueError(f"{type(cfg).__name__}.{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def _check_choice(cfg: object, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ValueError(f"{type(cfg).__name__}.{name} must be one of {choices}, got {value!r}")
+
+
+def _check_image_size(cfg: object) -> None:
+    size = getattr(cfg, "image_size")
+    _check_range(cfg, "image_size", 16, 256)
+    if size & (size - 1):
+        raise ValueError(f"{type(cfg).__name__}.image_size must be a power of two, got {size}")
+
+
+def config_from_dict(cls: type, data: dict) -> object:
+    """Build a config dataclass from untrusted metadata: unknown keys and bad values are errors."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} metadata must be a dict, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    cfg = cls(**data)
+    cfg.validate()
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator
+
+
+@dataclass
+class GeneratorConfig:
+    z_dim: int = 128
+    width: int = 64  # channels at the last hidden resolution; ×8 at 4×4
+    upsample: str = "nearest"  # "nearest": resize-conv (no checkerboard); "transposed": classic DCGAN
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check_range(self, "z_dim", 2, 1024)
+        _check_range(self, "width", 4, 256)
+        _check_choice(self, "upsample", ("nearest", "transposed"))
+        _check_image_size(self)
+
+
+class Generator(nn.Module):
+    """DCGAN-style generator: z -> 4×4 feature map -> doubling stages -> RGB via tanh.
+
+    `upsample="transposed"` is the classic DCGAN (Radford et al.) stack of 4×4 stride-2
+    transposed convolutions; `"nearest"` replaces each with nearest-neighbour upsampling and a
+    3×3 convolution, which removes checkerboard artefacts at the same cost.
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or GeneratorConfig()
+        cfg.validate()
+        n_up = int(math.log2(cfg.image_size)) - 2  # 4 -> image_size
+        chans = [cfg.width * 2 ** min(n_up - 1 - i, 3) for i in range(n_up)]  # e.g. 512,256,128,64
+        if cfg.upsample == "transposed":
+            self.stem = nn.Sequential(
+                nn.Unflatten(1, (cfg.z_dim, 1, 1)),
+                nn.ConvTranspose2d(cfg.z_dim, chans[0], 4, 1, 0, bias=False),
+                nn.BatchNorm2d(chans[0]),
+                nn.ReLU(True),
+            )
+        else:
+            self.stem = nn.Sequential(
+                nn.Linear(cfg.z_dim, chans[0] * 16, bias=False),
+                nn.Unflatten(1, (chans[0], 4, 4)),
+                nn.BatchNorm2d(chans[0]),
+                nn.ReLU(True),
+            )
+        blocks = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            blocks += [self._up(c_in, c_out), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        self.body = nn.Sequential(*blocks)
+        self.to_rgb = nn.Sequential(self._up(chans[-1], 3, bias=True), nn.Tanh())
+
+    def _up(self, c_in: int, c_out: int, bias: bool = False) -> nn.Module:
+        if self.config.upsample == "transposed":
+            return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias))
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.to_rgb(self.body(self.stem(z)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Discriminator / critic
+
+
+@dataclass
+class DiscriminatorConfig:
+    width: int = 64  # channels after the first stride-2 conv; doubles each stage
+    norm: str = "spectral"  # "batch" (classic DCGAN), "spectral", "layer" (WGAN-GP safe), "none"
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check_range(self, "width", 4, 256)
+        _check_choice(self, "norm", ("batch", "spectral", "layer", "none"))
+        _check_image_size(self)
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator: 4×4 stride-2 convs with LeakyReLU down to 4×4, then one logit.
+
+    The logit is used raw: BCE-with-logits, hinge, or as a Wasserstein critic value. Batch norm
+    must not be used with a gradient penalty (it couples samples), hence "layer" / "none".
+    """
+
+    def __init__(self, config: DiscriminatorConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or DiscriminatorConfig()
+        cfg.validate()
+        n_down = int(math.log2(cfg.image_size)) - 2
+        chans = [cfg.width * 2 ** min(i, 3) for i in range(n_down)]
+        sn = spectral_norm if cfg.norm == "spectral" else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(3, chans[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        size = cfg.image_size // 2
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            size //= 2
+            layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=cfg.norm not in ("batch", "layer"))))
+            if cfg.norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            elif cfg.norm == "layer":
+                layers.append(nn.GroupNorm(1, c_out))
+            layers.append(nn.LeakyReLU(0.2, True))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(sn(nn.Conv2d(chans[-1], 1, 4, 1, 0)), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared residual backbone for the classifier and the encoder
+
+
+class ResBlock(nn.Module):
+    """Basic residual block (conv-BN-ReLU-conv-BN + shortcut), optionally stride 2.
+
+    The shortcut downsamples by 2×2 average pooling then a 1×1 conv (ResNet-D), which keeps all
+    of the input; it also avoids a crash of torch 2.14.1's CPU backward for strided 1×1 convs on
+    channels-last tensors with few channels.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
+                               nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        )
+        self.act = nn.ReLU(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.skip(x))
+
+
+class Backbone(nn.Module):
+    """64×64 image -> a list of feature maps at 32, 16, 8, 4 px; cheap enough for a laptop CPU."""
+
+    def __init__(self, width: int, image_size: int):
+        super().__init__()
+        n_stages = int(math.log2(image_size)) - 2
+        chans = [width * 2 ** min(i, 3) for i in range(n_stages)]  # e.g. 32, 64, 128, 256
+        self.stem = nn.Sequential(nn.Conv2d(3, chans[0] // 2, 3, 1, 1, bias=False), nn.BatchNorm2d(chans[0] // 2), nn.ReLU(True))
+        c_prev = chans[0] // 2
+        stages = []
+        for c in chans:
+            stages.append(ResBlock(c_prev, c, 2))
+            c_prev = c
+        self.stages = nn.ModuleList(stages)
+        self.out_channels = c_prev
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        maps = []
+        h = self.stem(x)
+        for stage in self.stages:
+            h = stage(h)
+            maps.append(h)
+        return maps
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifier
+
+
+@dataclass
+class ClassifierConfig:
+    num_attributes: int = 40
+    width: int = 32
+    dropout: float = 0.2
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check_range(self, "num_attributes", 1, 1000)
+        _check_range(self, "width", 4, 256)
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ClassifierConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        _check_image_size(self)
+
+
+class Classifier(nn.Module):
+    """Multi-label attribute classifier: one logit per CelebA attribute.
+
+    `features` (the pooled penultimate vector) feeds FD_cls; `feature_maps` (intermediate
+    activations) is the perceptual loss for inversion, in place of a downloaded VGG.
+    """
+
+    def __init__(self, config: ClassifierConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or ClassifierConfig()
+        cfg.validate()
+        self.backbone = Backbone(cfg.width, cfg.image_size)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(self.backbone.out_channels, cfg.num_attributes)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.backbone.out_channels
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbone(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)[-1].mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoder
+
+
+@dataclass
+class EncoderConfig:
+    z_dim: int = 128
+    width: int = 32
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check_range(self, "z_dim", 2, 1024)
+        _check_range(self, "width", 4, 256)
+        _check_image_size(self)
+
+
+class Encoder(nn.Module):
+    """Image -> z for GAN inversion: the residual backbone, then a linear map to z_dim."""
+
+    def __init__(self, config: EncoderConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or EncoderConfig()
+        cfg.validate()
+        self.backbone = Backbone(cfg.width, cfg.image_size)
+        c = self.backbone.out_channels
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * 16, c * 2), nn.LeakyReLU(0.2, True), nn.Linear(c * 2, cfg.z_dim))
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)[-1])
+
+
+MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
+    "generator": (Generator, GeneratorConfig),
+    "discriminator": (Discriminator, DiscriminatorConfig),
+    "classifier": (Classifier, ClassifierConfig),
+    "encoder": (Encoder, EncoderConfig),
+}

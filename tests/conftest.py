@@ -1,0 +1,63 @@
+"""Shared fixtures: a small CelebA folder written by the tests themselves, so no test needs ../shared."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ATTRS = ["Smiling", "Male", "Eyeglasses", "Young"]
+
+
+def write_celeba(root: Path, n: int = 60, size: tuple[int, int] = (89, 109), crlf: bool = False,
+                 attrs: list[str] = ATTRS, seed: int = 0) -> Path:
+    """A CelebA-layout folder whose attribute 0 is visible in the picture (a bright top half).
+
+    Images are smooth colour fields with an ellipse 'face'; attribute 0 brightens the upper half,
+    so a classifier can really learn it and a generator has structure to copy.
+    """
+    rng = np.random.default_rng(seed)
+    img_dir = root / "img_align_celeba"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    face = ((xx - w / 2) / (w * 0.3)) ** 2 + ((yy - h / 2) / (h * 0.35)) ** 2 < 1
+    for i in range(1, n + 1):
+        labels = rng.integers(0, 2, len(attrs))
+        base = rng.uniform(40, 120, 3)
+        arr = np.broadcast_to(base, (h, w, 3)).copy()
+        arr[face] = rng.uniform(150, 220, 3)
+        if labels[0]:
+            arr[: h // 2] += 60
+        arr += rng.normal(0, 6, arr.shape)
+        name = f"{i:06d}.jpg"
+        Image.fromarray(arr.clip(0, 255).astype(np.uint8)).save(img_dir / name, quality=90)
+        rows.append(name + " " + " ".join("1" if v else "-1" for v in labels))
+    nl = "\r\n" if crlf else "\n"
+    (root / "list_attr_celeba.txt").write_text(nl.join([str(n), " ".join(attrs)] + rows) + nl, newline="")
+    (root / "list_eval_partition.txt").write_text(nl.join(f"{i:06d}.jpg 0" for i in range(1, n + 1)) + nl, newline="")
+    return root
+
+
+@pytest.fixture
+def celeba_dir(tmp_path: Path) -> Path:
+    return write_celeba(tmp_path / "celeba")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own decoded-dataset cache; nothing is written to the user's home."""
+    monkeypatch.setenv("LATENT_STEER_CACHE", str(tmp_path / "cache"))
+
+
+def shared_data(sub: str) -> Path:
+    path = SHARED_DATA / sub
+    if not path.exists():
+        pytest.skip(f"{path} is absent (real data lives in ../shared/data, not in the repo)")
+    return path

@@ -1,0 +1,51 @@
+"""FD_cls, PSNR and accuracy against values computed by hand."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from core.metrics import attribute_accuracy, frechet_distance, psnr
+
+
+def test_frechet_distance_matches_closed_form_for_diagonal_gaussians():
+    torch.manual_seed(0)
+    n, d = 200_000, 3
+    mu_a, mu_b = torch.tensor([0.0, 1.0, -1.0]), torch.tensor([0.5, 1.0, 0.0])
+    sd_a, sd_b = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([1.0, 1.0, 1.5])
+    a = mu_a + sd_a * torch.randn(n, d)
+    b = mu_b + sd_b * torch.randn(n, d)
+    expected = float((mu_a - mu_b).square().sum() + (sd_a - sd_b).square().sum())  # = 1.25 + 2.0
+    assert abs(frechet_distance(a, b) - expected) < 0.05
+    assert frechet_distance(a, a) < 1e-6
+
+
+def test_frechet_distance_is_symmetric_with_correlated_covariances():
+    torch.manual_seed(1)
+    a = torch.randn(5000, 8) @ torch.randn(8, 8)
+    b = torch.randn(5000, 8) @ torch.randn(8, 8) + 0.3
+    assert math.isclose(frechet_distance(a, b), frechet_distance(b, a), rel_tol=1e-6)
+
+
+def test_psnr_in_unit_range():
+    x = torch.zeros(2, 3, 4, 4)
+    y = x.clone()
+    y[0] += 0.2  # 0.1 in [0, 1] units -> MSE 0.01 -> 20 dB
+    values = psnr(y, x)
+    assert abs(float(values[0]) - 20.0) < 1e-4 and values[1] > 90
+
+
+def test_attribute_accuracy_counts_decisions():
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):  # attribute 0 predicted from the mean brightness, attribute 1 always "no"
+            m = x.mean((1, 2, 3))
+            return torch.stack([m, -torch.ones_like(m)], 1)
+
+    images = torch.cat([torch.full((3, 3, 4, 4), 200, dtype=torch.uint8), torch.full((1, 3, 4, 4), 10, dtype=torch.uint8)])
+    labels = torch.tensor([[1, 0], [1, 1], [0, 0], [0, 0]])
+    acc = attribute_accuracy(Fixed(), images, labels)
+    assert acc.tolist() == [0.75, 0.75]

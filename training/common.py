@@ -1,0 +1,180 @@
+"""What every training script shares: arguments, seeding, on-device data, grids, logging.
+
+Data lives on the training device as uint8 for the whole run; a batch is an index gather plus a
+cast, so a step never waits on the host (no DataLoader, no per-step `.item()`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.utils import save_image
+
+from core.data import CelebATensors, load_celeba, to_model_range
+from core.device import describe, resolve_device
+
+SMOKE_IMAGES = 48  # images a --smoke run trains on
+
+
+def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="CelebA folder in the official layout")
+    p.add_argument("--out", default=default_out, help="run folder: checkpoints, sample grids, metrics.jsonl")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=float, default=None, help="length in passes over the training images")
+    p.add_argument("--steps", type=int, default=None, help="length in optimiser steps (overrides --epochs)")
+    p.add_argument("--log-every", type=int, default=100, help="steps between metric lines")
+    p.add_argument("--sample-every", type=int, default=1000, help="steps between sample grids / evaluations")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
+    p.add_argument("--cache-dir", default=None, help="where the decoded dataset is cached")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--smoke", action="store_true", help="tiny models, few steps: a quick end-to-end check")
+    return p
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class RunData:
+    """Training and held-out images (uint8, on the device) and labels."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    heldout_images: torch.Tensor
+    heldout_labels: torch.Tensor
+    attribute_names: list[str]
+    source: str
+    missing: int
+
+
+def init_device(args: argparse.Namespace) -> torch.device:
+    """Threads, seeds and the fast CUDA settings (cuDNN autotune, TF32) for a run or a benchmark."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def setup(args: argparse.Namespace) -> tuple[torch.device, RunData, Path]:
+    """Device, seeds, data on the device, run folder; prints one line on what it got."""
+    device = init_device(args)
+    ds: CelebATensors = load_celeba(args.data, cache_dir=args.cache_dir, progress=not args.smoke)
+    train_x, train_y = ds.split(held_out=False)
+    held_x, held_y = ds.split(held_out=True)
+    if args.smoke:
+        train_x, train_y = train_x[:SMOKE_IMAGES], train_y[:SMOKE_IMAGES]
+        held_x, held_y = held_x[:SMOKE_IMAGES], held_y[:SMOKE_IMAGES]
+    if len(train_x) == 0:
+        raise SystemExit(f"{args.data}: no training images left after holding out the evaluation split")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"device {describe(device)} | {len(train_x)} training, {len(held_x)} held-out images"
+          f" ({ds.missing} listed but missing) | run folder {out}")
+    data = RunData(
+        train_images=train_x.to(device).contiguous(memory_format=torch.channels_last),
+        train_labels=train_y.to(device).float(),
+        heldout_images=held_x.to(device),
+        heldout_labels=held_y.float(),
+        attribute_names=ds.attribute_names,
+        source=str(Path(args.data).resolve()),
+        missing=ds.missing,
+    )
+    return device, data, out
+
+
+def total_steps(args: argparse.Namespace, n_images: int, default_epochs: float) -> int:
+    if args.steps is not None:
+        return max(1, args.steps)
+    epochs = args.epochs if args.epochs is not None else default_epochs
+    return max(1, round(epochs * n_images / args.batch_size))
+
+
+class BatchSampler:
+    """Shuffled passes over an on-device uint8 tensor; yields float batches in [-1, 1]."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None,
+                 flip: bool = True, generator: torch.Generator | None = None):
+        self.images, self.labels, self.flip = images, labels, flip
+        self.batch_size = min(batch_size, len(images))
+        self.device = images.device
+        self._perm = torch.empty(0, dtype=torch.long, device=self.device)
+        self._pos = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._pos + self.batch_size > len(self._perm):
+            self._perm = torch.randperm(len(self.images), device=self.device)
+            self._pos = 0
+        idx = self._perm[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        x = to_model_range(self.images[idx])
+        if self.flip:
+            mirror = torch.rand(len(idx), 1, 1, 1, device=self.device) < 0.5
+            x = torch.where(mirror, x.flip(3), x)
+        x = x.contiguous(memory_format=torch.channels_last)
+        return x, (self.labels[idx] if self.labels is not None else None)
+
+
+def random_shift(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Translate each image by up to `pad` px (reflection padding), one integer shift per image."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    rows = (dy.view(n, 1) + torch.arange(h, device=x.device).view(1, h))  # (n, h)
+    cols = (dx.view(n, 1) + torch.arange(w, device=x.device).view(1, w))  # (n, w)
+    idx_n = torch.arange(n, device=x.device).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)]
+    return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
+    """Images in [-1, 1] -> one PNG grid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5, path, nrow=nrow, padding=2)
+
+
+def train_summary(args: argparse.Namespace, data: RunData, device: torch.device, *, steps: int,
+                  batch_size: int, images_seen: int, time_s: float, history: list[dict], **metrics) -> dict:
+    """The `train` block of a checkpoint: data, length, time, hardware, arguments, metrics."""
+    return {
+        "data": data.source, "images": len(data.train_images), "heldout_images": len(data.heldout_images),
+        "steps": steps, "batch_size": batch_size, "epochs": round(images_seen / len(data.train_images), 2),
+        "time_s": round(time_s, 1), "hardware": describe(device),
+        "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
+        "history": history, **metrics,
+    }
+
+
+class MetricLog:
+    """Appends one JSON line per record to run/metrics.jsonl and prints a compact line."""
+
+    def __init__(self, out: Path, resume: bool):
+        self.path = out / "metrics.jsonl"
+        if not resume:
+            self.path.write_text("")
+        self.start = time.time()
+
+    def write(self, step: int, **values: float) -> None:
+        record = {"step": step, "time_s": round(time.time() - self.start, 1), **values}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+

@@ -1,0 +1,128 @@
+"""Train the 40-attribute CelebA classifier (multi-label BCE) and report held-out accuracy.
+
+    python -m training.train_classifier --data ../shared/data/celeba --out runs/classifier
+
+The classifier is the app's readout, the steering objective, the feature space of FD_cls and
+the perceptual loss of inversion, so its held-out accuracy is reported per attribute.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.device import autocast
+from core.metrics import attribute_accuracy
+from core.models import Classifier, ClassifierConfig
+from training.common import BatchSampler, MetricLog, base_parser, random_shift, setup, total_steps, train_summary
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = base_parser(__doc__.split("\n")[0], "runs/classifier")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps before the cosine decay")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.width = 8
+        args.batch_size = min(args.batch_size, 16)
+        args.steps = args.steps or 30
+        args.log_every = 5
+        args.warmup = 0
+        args.lr = 5e-3
+    return args
+
+
+def learning_rate(args: argparse.Namespace, step: int, steps: int) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    t = (step - args.warmup) / max(1, steps - args.warmup)
+    return args.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def evaluate(model: Classifier, images: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict:
+    model.eval()
+    acc = attribute_accuracy(model, images, labels)
+    model.train()
+    return {"mean_accuracy": round(float(acc.mean()), 4),
+            "per_attribute": {n: round(float(a), 4) for n, a in zip(names, acc)}}
+
+
+def train(args: argparse.Namespace) -> dict:
+    device, data, out = setup(args)
+    steps = total_steps(args, len(data.train_images), default_epochs=30)
+    steps_per_epoch = max(1, len(data.train_images) // args.batch_size)
+    eval_every = args.sample_every if args.sample_every else steps_per_epoch
+    model = Classifier(ClassifierConfig(num_attributes=len(data.attribute_names), width=args.width,
+                                        dropout=args.dropout)).to(device, memory_format=torch.channels_last)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    path = out / "classifier.pt"
+    start, elapsed_before, history = 0, 0.0, []
+    if args.resume and path.exists():
+        ck = load_checkpoint(path, "classifier")
+        model.load_state_dict(ck.model.state_dict())
+        opt.load_state_dict(ck.extra["resume"]["opt"])
+        start, elapsed_before = int(ck.extra["resume"]["step"]), float(ck.train.get("time_s", 0))
+        history = list(ck.train.get("history", []))
+        torch.manual_seed(args.seed + start)
+        print(f"resumed at step {start}/{steps}")
+    step_fn = torch.compile(model) if args.compile else model
+    sampler = BatchSampler(data.train_images, args.batch_size, labels=data.train_labels)
+    log = MetricLog(out, resume=start > 0)
+    loss_sum, n_sum, t0, result = torch.zeros((), device=device), 0, time.time(), {}
+    model.train()
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="classifier", unit="step", disable=args.smoke)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(args, step, steps)
+        x, y = sampler.next()
+        x = random_shift(x, pad=4)
+        with autocast(device):
+            loss = F.binary_cross_entropy_with_logits(step_fn(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+        n_sum += 1
+        done = step + 1
+        if done % args.log_every == 0 or done == steps:
+            value = float(loss_sum / n_sum)
+            if not math.isfinite(value):
+                raise SystemExit(f"training diverged at step {done} (loss is NaN/inf); lower --lr")
+            history.append({"step": done, "loss": round(value, 5)})
+            log.write(done, loss=value, lr=opt.param_groups[0]["lr"])
+            bar.set_postfix(loss=f"{value:.4f}")
+            loss_sum.zero_()
+            n_sum = 0
+        if done % eval_every == 0 or done == steps:
+            result = evaluate(model, data.heldout_images, data.heldout_labels, data.attribute_names)
+            log.write(done, heldout_mean_accuracy=result["mean_accuracy"])
+            tqdm.write(f"step {done} (epoch {done / steps_per_epoch:.1f}): held-out mean accuracy "
+                       f"{100 * result['mean_accuracy']:.2f} %")
+            summary = train_summary(args, data, device, steps=done, batch_size=sampler.batch_size,
+                                    images_seen=done * sampler.batch_size, time_s=elapsed_before + time.time() - t0,
+                                    history=history, heldout=result)
+            save_checkpoint(path, "classifier", model, attributes=data.attribute_names, train=summary,
+                            extra={"resume": {"step": done, "opt": opt.state_dict()}})
+    print(f"done: held-out mean accuracy {100 * result.get('mean_accuracy', float('nan')):.2f} % "
+          f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
+    return {"steps": steps, "history": history, "checkpoint": str(path), **result}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

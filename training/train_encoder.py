@@ -1,0 +1,143 @@
+"""Train the encoder E (image -> z) for GAN inversion against a frozen generator.
+
+    python -m training.train_encoder --data ../shared/data/celeba --generator runs/gan/generator.pt \
+        --classifier runs/classifier/classifier.pt --out runs/encoder
+
+Each step sees (a) generated faces x = G(z): loss ‖E(x) − z‖² plus the image loss of G(E(x))
+vs x; and (b) real training photos: the image loss of G(E(x)) vs x, plus a prior term that keeps
+E(x) at the typical norm of z. Image loss = pixel MSE + our classifier's feature distance.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+from core.checkpoint import load_checkpoint, save_checkpoint, state_hash
+from core.data import to_model_range
+from core.device import autocast
+from core.losses import image_distance
+from core.metrics import psnr
+from core.models import Encoder, EncoderConfig
+from training.common import BatchSampler, MetricLog, base_parser, save_grid, setup, total_steps, train_summary
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = base_parser(__doc__.split("\n")[0], "runs/encoder")
+    p.add_argument("--generator", required=True, help="frozen generator checkpoint")
+    p.add_argument("--classifier", required=True, help="classifier checkpoint for the feature loss")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--w-latent", type=float, default=1.0, help="weight of ‖E(G(z)) − z‖²")
+    p.add_argument("--w-pixel", type=float, default=1.0)
+    p.add_argument("--w-feature", type=float, default=0.5)
+    p.add_argument("--w-prior", type=float, default=0.1, help="keeps ‖E(x)‖²/d near 1 on real photos")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.width = 8
+        args.batch_size = min(args.batch_size, 16)
+        args.steps = args.steps or 20
+        args.log_every = 2
+    return args
+
+
+@torch.no_grad()
+def heldout_psnr(encoder: Encoder, gen: torch.nn.Module, images: torch.Tensor, batch: int = 250) -> float:
+    """Mean PSNR of G(E(x)) vs x on held-out faces, in the [0, 1] range."""
+    encoder.eval()
+    values = []
+    for i in range(0, len(images), batch):
+        x = to_model_range(images[i:i + batch])
+        values.append(psnr(gen(encoder(x)), x))
+    encoder.train()
+    return float(torch.cat(values).mean())
+
+
+def train(args: argparse.Namespace) -> dict:
+    device, data, out = setup(args)
+    steps = total_steps(args, len(data.train_images), default_epochs=40)
+    gen = load_checkpoint(args.generator, "generator", device).model
+    classifier = load_checkpoint(args.classifier, "classifier", device).model
+    z_dim = gen.z_dim
+    encoder = Encoder(EncoderConfig(z_dim=z_dim, width=args.width)).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.Adam(encoder.parameters(), lr=args.lr, betas=(0.9, 0.99))
+    path = out / "encoder.pt"
+    start, elapsed_before, history = 0, 0.0, []
+    if args.resume and path.exists():
+        ck = load_checkpoint(path, "encoder")
+        encoder.load_state_dict(ck.model.state_dict())
+        opt.load_state_dict(ck.extra["resume"]["opt"])
+        start, elapsed_before = int(ck.extra["resume"]["step"]), float(ck.train.get("time_s", 0))
+        history = list(ck.train.get("history", []))
+        torch.manual_seed(args.seed + start)
+        print(f"resumed at step {start}/{steps}")
+    enc_fn = torch.compile(encoder) if args.compile else encoder
+    half = max(1, args.batch_size // 2)
+    sampler = BatchSampler(data.train_images, half)
+    log = MetricLog(out, resume=start > 0)
+    sums, n_sum, t0, result = torch.zeros(3, device=device), 0, time.time(), {}
+    g_hash = state_hash(gen)
+    show = to_model_range(data.heldout_images[:32])
+    encoder.train()
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="encoder", unit="step", disable=args.smoke)
+    for step in bar:
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        z = torch.randn(half, z_dim, device=device)
+        with torch.no_grad():
+            x_gen = gen(z).contiguous(memory_format=torch.channels_last)
+        x_real, _ = sampler.next()
+        with autocast(device):
+            z_hat = enc_fn(torch.cat([x_gen, x_real])).float()
+            recon = gen(z_hat)
+        z_gen, z_real = z_hat[:half], z_hat[half:]
+        latent = (z_gen - z).square().mean()
+        img = image_distance(classifier, recon, torch.cat([x_gen, x_real]), args.w_pixel, args.w_feature)
+        prior = (z_real.square().mean(1) - 1).square().mean()
+        loss = args.w_latent * latent + img.mean() + args.w_prior * prior
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sums += torch.stack([loss.detach(), latent.detach(), img[half:].detach().mean()])
+        n_sum += 1
+        done = step + 1
+        if done % args.log_every == 0 or done == steps:
+            l_all, l_lat, l_real = (sums / n_sum).tolist()
+            if not math.isfinite(l_all):
+                raise SystemExit(f"training diverged at step {done} (loss is NaN/inf); lower --lr")
+            record = {"loss": round(l_all, 5), "latent": round(l_lat, 5), "real_image": round(l_real, 5)}
+            history.append({"step": done, **record})
+            log.write(done, **record)
+            bar.set_postfix(loss=f"{l_all:.4f}", latent=f"{l_lat:.3f}")
+            sums.zero_()
+            n_sum = 0
+        if done % args.sample_every == 0 or done == steps:
+            value = heldout_psnr(encoder, gen, data.heldout_images)
+            result = {"heldout_psnr_db": round(value, 2)}
+            log.write(done, **result)
+            tqdm.write(f"step {done}: held-out PSNR {value:.2f} dB")
+            with torch.no_grad():
+                encoder.eval()
+                save_grid(torch.cat([show, gen(encoder(show))]), out / "samples" / f"step{done:07d}.png", nrow=8)
+                encoder.train()
+            summary = train_summary(args, data, device, steps=done, batch_size=2 * half, images_seen=done * half,
+                                    time_s=elapsed_before + time.time() - t0, history=history,
+                                    generator_hash=g_hash, heldout=result)
+            save_checkpoint(path, "encoder", encoder, attributes=data.attribute_names, train=summary,
+                            extra={"resume": {"step": done, "opt": opt.state_dict()}})
+    print(f"done: held-out PSNR {result.get('heldout_psnr_db', float('nan')):.2f} dB "
+          f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
+    return {"steps": steps, "history": history, "checkpoint": str(path), **result}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
