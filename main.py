@@ -1,8 +1,14 @@
 """Latent Steer: controllable face generation with GANs.
 
-    python main.py                 open the desktop app on the shipped models
-    python main.py generate ...    sample faces to a PNG grid, headless
-    python main.py info FILE       what a checkpoint holds
+    python main.py                          open the desktop app on the shipped models
+    python main.py generate --seed 3        faces to a PNG grid
+    python main.py steer --seed 3 --more Smiling --less Male --out smile.gif
+    python main.py edit --seed 3 --set Eyeglasses=3 --lock Male --out glasses.png
+    python main.py invert photo.jpg --out inverted.png
+    python main.py walk --seed 3 --to-seed 8 --to-seed 21 --loop --out walk.gif
+    python main.py walk --seed 3 --direction Blond_Hair --out blond.gif
+    python main.py directions               fit and cache the latent directions
+    python main.py bench | eval | eval-control | info FILE
     python main.py train-gan|train-classifier|train-encoder|bench-gan ...   (see training/)
 """
 from __future__ import annotations
@@ -12,45 +18,233 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-MODELS = ROOT / "resources" / "models"
 TRAINING = {
     "train-gan": "training.train_gan",
     "train-classifier": "training.train_classifier",
     "train-encoder": "training.train_encoder",
     "bench-gan": "training.bench_gan",
+    "eval": "training.evaluate",
+    "eval-control": "training.eval_control",
+    "bench": "training.bench_app",
 }
+
+
+def _common(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument("--models", default=None, help="folder with the checkpoints (default: resources/models)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--seed", type=int, default=0, help="random face to start from")
+    p.add_argument("--out", default=out)
+    p.add_argument("--size", type=int, default=256, help="output pixels per face")
+    p.add_argument("--smooth", action="store_true", help="smooth (LANCZOS) instead of crisp upscaling")
+
+
+def _gif(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fps", type=int, default=12)
+    p.add_argument("--pingpong", action="store_true", help="play forwards then backwards")
+    p.add_argument("--captions", action="store_true", help="write the edited attributes' probabilities")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command")
-    gen = sub.add_parser("generate", help="sample faces from a generator checkpoint into a PNG grid")
-    gen.add_argument("--generator", default=str(MODELS / "generator.pt"))
-    gen.add_argument("--n", type=int, default=64)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--device", default="auto")
-    gen.add_argument("--out", default="samples.png")
-    info = sub.add_parser("info", help="print a checkpoint's metadata (kind, config, training summary)")
-    info.add_argument("checkpoint")
+    p = sub.add_parser("generate", help="random faces to a PNG grid")
+    _common(p, "faces.png")
+    p.add_argument("--n", type=int, default=16)
+    p = sub.add_parser("steer", help="classifier-gradient steering; GIF of the trajectory (or PNG)")
+    _common(p, "steer.gif")
+    _gif(p)
+    p.add_argument("--more", action="append", default=[], metavar="ATTR")
+    p.add_argument("--less", action="append", default=[], metavar="ATTR")
+    p.add_argument("--lock", action="append", default=None, metavar="ATTR",
+                   help="preserve only these (default: preserve all other attributes)")
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--step-size", type=float, default=None)
+    p.add_argument("--lambda", dest="lam", type=float, default=None, help="preservation weight λ (0 = plain)")
+    p.add_argument("--until", type=float, default=None, help="stop once targets pass this probability")
+    p = sub.add_parser("edit", help="direction edit z + Σ α·d; PNG")
+    _common(p, "edit.png")
+    p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA")
+    p.add_argument("--lock", action="append", default=[], metavar="ATTR", help="edit orthogonally to these")
+    p = sub.add_parser("invert", help="photo -> face crop -> z; PNG of crop | encoder | refined")
+    _common(p, "inverted.png")
+    p.add_argument("photo")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--save-z", default=None, help="also save z to this .pt file")
+    p = sub.add_parser("walk", help="keyframe path (--to-seed) or walk along a direction; GIF")
+    _common(p, "walk.gif")
+    _gif(p)
+    p.add_argument("--to-seed", type=int, action="append", default=[], help="next keyframe (repeatable)")
+    p.add_argument("--direction", default=None, metavar="ATTR")
+    p.add_argument("--max-alpha", type=float, default=6.0)
+    p.add_argument("--frames", type=int, default=24, help="frames per segment (keyframes) or in all (direction)")
+    p.add_argument("--loop", action="store_true", help="return to the first keyframe")
+    p = sub.add_parser("directions", help="fit the latent directions of the generator and save them")
+    p.add_argument("--models", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--samples", type=int, default=20_000)
+    p.add_argument("--out", default=None, help="default: the user cache (resources/models/directions.pt to ship)")
+    p = sub.add_parser("info", help="print a checkpoint's metadata")
+    p.add_argument("checkpoint")
     for name, module in TRAINING.items():
         sub.add_parser(name, help=f"python -m {module} (arguments passed through)", add_help=False)
     return parser
 
 
+# ---------------------------------------------------------------------------------------------
+
+
+def _engine(args: argparse.Namespace):
+    from core.engine import MODELS_DIR, Engine
+
+    return Engine(args.models or MODELS_DIR, device=args.device, start_worker=False)
+
+
+def _progress(label: str):
+    """A one-line textual progress callback for long jobs."""
+    from core.engine import Notice, Progress
+
+    def show(item) -> None:
+        if isinstance(item, Notice):
+            print(f"\nnote: {item.text}", file=sys.stderr)
+        elif isinstance(item, Progress):
+            end = "\n" if item.step >= item.total else ""
+            print(f"\r{label}: {item.step}/{item.total} {item.message}", end=end, file=sys.stderr, flush=True)
+    return show
+
+
+def _gif_options(args: argparse.Namespace, captions: list[str] | None = None):
+    from core.export import GifOptions
+
+    return GifOptions(size=args.size, smooth=args.smooth, fps=args.fps, pingpong=args.pingpong,
+                      captions=captions if args.captions else None)
+
+
+def _caption(engine, frame, names: list[str]) -> str:
+    return "  ".join(f"{engine.attributes[engine.attribute_index(n)]} {float(frame.probs[engine.attribute_index(n)]):.2f}"
+                     for n in names)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    from core.export import save_png_grid
+
+    engine = _engine(args)
+    frames = engine.render(engine.z_from_seed(args.seed, args.n))
+    path = save_png_grid([f.image for f in frames], args.out, nrow=int(args.n ** 0.5 + 0.999), size=args.size // 2,
+                         smooth=args.smooth)
+    print(f"wrote {args.n} faces (seed {args.seed}) to {path}")
+    return 0
+
+
+def cmd_steer(args: argparse.Namespace) -> int:
+    from core.export import save_gif, save_png
+    from core.steering import SteerConfig
+    from core.worker import run_inline
+
+    targets = {**{a: 1.0 for a in args.more}, **{a: -1.0 for a in args.less}}
+    if not targets:
+        raise ValueError("say what to change: --more ATTR and/or --less ATTR")
+    config = SteerConfig(steps=args.steps)
+    if args.step_size is not None:
+        config.step_size = args.step_size
+    if args.lam is not None:
+        config.preserve_weight = args.lam
+    if args.until is not None:
+        config.until = args.until
+    engine = _engine(args)
+    outcome = run_inline(engine.steer_job, engine.z_from_seed(args.seed), targets, args.lock, config,
+                         on_progress=_progress("steering"))
+    names = list(targets)
+    first, last = outcome.frames[0], outcome.frames[-1]
+    print(f"{_caption(engine, first, names)}  ->  {_caption(engine, last, names)} "
+          f"in {len(outcome.frames) - 1} steps")
+    if args.out.lower().endswith(".png"):
+        path = save_png(last.image, args.out, size=args.size, smooth=args.smooth)
+    else:
+        captions = [_caption(engine, f, names) for f in outcome.frames]
+        path = save_gif([f.image for f in outcome.frames], args.out, _gif_options(args, captions))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from core.export import save_png_grid
+
+    alphas = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        try:
+            alphas[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--set needs ATTR=NUMBER, got {item!r}") from None
+    if not alphas:
+        raise ValueError("say what to edit: --set ATTR=ALPHA (e.g. --set Smiling=2)")
+    engine = _engine(args)
+    z = engine.z_from_seed(args.seed)
+    before, after = engine.render(z)[0], engine.edit_job(z, alphas, args.lock)
+    names = list(alphas)
+    print(f"{_caption(engine, before, names)}  ->  {_caption(engine, after, names)}")
+    path = save_png_grid([before.image, after.image], args.out, nrow=2, size=args.size, smooth=args.smooth)
+    print(f"wrote before | after to {path}")
+    return 0
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
     import torch
 
-    from core.checkpoint import load_checkpoint
-    from core.device import resolve_device
-    from training.common import save_grid
+    from core.export import save_png_grid
+    from core.inversion import InvertConfig
+    from core.worker import run_inline
 
-    device = resolve_device(args.device)
-    gen = load_checkpoint(args.generator, "generator", device).model
-    z = torch.randn(args.n, gen.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
-    with torch.no_grad():
-        save_grid(gen(z), Path(args.out), nrow=int(args.n ** 0.5 + 0.999))
-    print(f"wrote {args.n} faces to {args.out}")
+    engine = _engine(args)
+    outcome = run_inline(engine.invert_job, args.photo, InvertConfig(steps=args.steps),
+                         on_progress=_progress("refining"))
+    res = outcome.result
+    enc_image = engine.render(res.z_encoder)[0].image
+    print(f"face {'found at ' + str(outcome.crop.face) if outcome.crop.face else 'not found (centre crop)'}; "
+          f"PSNR encoder {res.psnr_encoder_db:.2f} dB -> refined {res.psnr_db:.2f} dB")
+    path = save_png_grid([outcome.crop.image, enc_image, outcome.frame.image], args.out, nrow=3, size=args.size,
+                         smooth=args.smooth)
+    if args.save_z:
+        torch.save({"z": res.z}, args.save_z)
+    print(f"wrote crop | encoder | refined to {path}")
+    return 0
+
+
+def cmd_walk(args: argparse.Namespace) -> int:
+    from core.export import save_gif
+    from core.latent import alpha_range, direction_walk, keyframe_path
+    from core.worker import run_inline
+
+    engine = _engine(args)
+    z = engine.z_from_seed(args.seed)[0]
+    if args.direction:
+        d = engine.require_directions().vectors[engine.attribute_index(args.direction)]
+        path_z = direction_walk(z, d, alpha_range(args.max_alpha, args.frames, pingpong=args.loop))
+        names = [args.direction]
+    elif args.to_seed:
+        keys = [z] + [engine.z_from_seed(s)[0] for s in args.to_seed]
+        path_z = keyframe_path(keys, args.frames, loop=args.loop)
+        names = []
+    else:
+        raise ValueError("give --to-seed N (keyframes) or --direction ATTR")
+    frames = run_inline(engine.render_path_job, path_z, on_progress=_progress("rendering"))
+    captions = [_caption(engine, f, names) for f in frames] if names else None
+    path = save_gif([f.image for f in frames], args.out, _gif_options(args, captions))
+    print(f"wrote {len(frames)} frames to {path}")
+    return 0
+
+
+def cmd_directions(args: argparse.Namespace) -> int:
+    from core.directions import FitConfig
+    from core.worker import run_inline
+
+    engine = _engine(args)
+    directions = run_inline(engine.fit_directions_job, FitConfig(samples=args.samples), args.out,
+                            on_progress=_progress("fitting"))
+    acc = directions.val_accuracy
+    print(f"fitted {len(directions.attributes)} directions; boundary validation accuracy mean {100 * acc.mean():.1f} %, "
+          f"min {100 * acc.min():.1f} % ({directions.attributes[int(acc.argmin())]})")
     return 0
 
 
@@ -69,11 +263,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_gui() -> int:
     try:
-        from ui.app import run  # noqa: F401  (the desktop window, see ui/)
-    except ImportError:
+        from ui.app import run
+    except ImportError as exc:
+        if "ui.app" not in str(exc):
+            raise
         print("The desktop window is not built yet (ui/app.py); use the subcommands, see --help.", file=sys.stderr)
         return 2
     return run()
+
+
+COMMANDS = {"generate": cmd_generate, "steer": cmd_steer, "edit": cmd_edit, "invert": cmd_invert,
+            "walk": cmd_walk, "directions": cmd_directions, "info": cmd_info}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     from core.data import ImageLoadError
 
     try:
-        return {"generate": cmd_generate, "info": cmd_info}[args.command](args)
-    except (CheckpointError, ImageLoadError, RuntimeError, ValueError) as exc:
+        return COMMANDS[args.command](args)
+    except (CheckpointError, ImageLoadError, RuntimeError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

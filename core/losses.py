@@ -12,13 +12,22 @@ import torch.nn.functional as F
 from core.models import Classifier
 
 
-def feature_distance(classifier: Classifier, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-image perceptual distance (N,) between two batches in [-1, 1]."""
-    total = a.new_zeros(a.shape[0])
-    for fa, fb in zip(classifier.feature_maps(a), classifier.feature_maps(b)):
-        fa, fb = F.normalize(fa.float(), dim=1), F.normalize(fb.float(), dim=1)
+def normalised_maps(classifier: Classifier, x: torch.Tensor) -> list[torch.Tensor]:
+    """The classifier's feature maps of `x`, each unit-length over channels at every position."""
+    return [F.normalize(m.float(), dim=1) for m in classifier.feature_maps(x)]
+
+
+def maps_distance(maps_a: list[torch.Tensor], maps_b: list[torch.Tensor]) -> torch.Tensor:
+    """Per-image distance (N,) between two lists of normalised maps (targets can be precomputed)."""
+    total = maps_a[0].new_zeros(maps_a[0].shape[0])
+    for fa, fb in zip(maps_a, maps_b):
         total = total + (fa - fb).square().sum(1).mean((1, 2))
     return total
+
+
+def feature_distance(classifier: Classifier, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image perceptual distance (N,) between two batches in [-1, 1]."""
+    return maps_distance(normalised_maps(classifier, a), normalised_maps(classifier, b))
 
 
 def image_distance(classifier: Classifier | None, a: torch.Tensor, b: torch.Tensor,

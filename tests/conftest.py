@@ -61,3 +61,46 @@ def shared_data(sub: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (real data lives in ../shared/data, not in the repo)")
     return path
+
+
+CELEBA_40 = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
+
+
+def write_tiny_models(folder: Path, z_dim: int = 16, seed: int = 0) -> Path:
+    """A complete, fast models folder (untrained tiny G, C, E + fitted directions) for engine/UI tests."""
+    import torch
+
+    from core.checkpoint import save_checkpoint
+    from core.directions import FitConfig, fit_directions, save_directions
+    from core.models import Classifier, ClassifierConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
+    from core.worker import run_inline
+
+    torch.manual_seed(seed)
+    gen = Generator(GeneratorConfig(z_dim=z_dim, width=8)).eval()
+    cls = Classifier(ClassifierConfig(num_attributes=40, width=8)).eval()
+    with torch.no_grad():  # an untrained readout barely varies with z: scale and centre each logit so
+        # every attribute is present on about half of the generated faces and moves visibly with z
+        logits = cls(gen(torch.randn(512, z_dim)))
+        cls.head.weight.mul_((2.0 / logits.std(0).clamp_min(1e-12)).unsqueeze(1))
+        cls.head.bias.zero_()
+        cls.head.bias.sub_(cls(gen(torch.randn(512, z_dim))).median(0).values)
+    enc = Encoder(EncoderConfig(z_dim=z_dim, width=8)).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(folder / "generator.pt", "generator", gen)
+    save_checkpoint(folder / "classifier.pt", "classifier", cls, attributes=CELEBA_40)
+    save_checkpoint(folder / "encoder.pt", "encoder", enc)
+    directions = run_inline(fit_directions, gen.requires_grad_(False), cls.requires_grad_(False), CELEBA_40,
+                            FitConfig(samples=600, batch_size=200, iterations=50))
+    save_directions(directions, folder / "directions.pt")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Path:
+    return write_tiny_models(tmp_path_factory.mktemp("models") / "tiny")

@@ -102,3 +102,26 @@ def test_diffaugment_is_differentiable_and_shared_policy_parses():
     cut = diff_augment(torch.ones(8, 3, 16, 16), ("cutout",))
     zero_frac = (cut == 0).float().mean().item()
     assert 0.1 < zero_frac < 0.4  # a half-side square (a quarter of the area, less at the borders)
+
+
+def test_ship_then_evaluate_prints_card_table(trained, data_dir, tmp_path):
+    from training import evaluate, ship
+
+    enc = train_encoder.main([
+        "--data", str(data_dir), "--out", str(tmp_path / "enc"), "--smoke", "--cache-dir", trained["cache"],
+        "--generator", trained["gan"]["checkpoint"], "--classifier", trained["cls"]["checkpoint"], "--steps", "2"])
+    models = tmp_path / "models"
+    paths = ship.main(["--generator", trained["gan"]["checkpoint"], "--classifier", trained["cls"]["checkpoint"],
+                       "--encoder", enc["checkpoint"], "--baseline", trained["gan"]["checkpoint"], "--out", str(models)])
+    assert {p.name for p in paths} == {"generator.pt", "classifier.pt", "encoder.pt"}
+    shipped = load_checkpoint(models / "generator.pt")
+    assert shipped.extra == {} and shipped.train["steps"] == trained["gan"]["steps"]  # resume state dropped
+    results = evaluate.evaluate(evaluate.parse_args(["--data", str(data_dir), "--models", str(models),
+                                                     "--cache-dir", trained["cache"], "--device", "cpu"]))
+    # an almost untrained generator is much farther from real faces than real faces are from each other
+    assert results["fd_generator"] > 3 * results["fd_real_floor"]
+    assert results["fd_baseline"] == pytest.approx(results["fd_generator"], rel=1e-3)  # same model, same seed
+    assert 0.0 <= results["classifier"]["mean_accuracy"] <= 1.0
+    table = evaluate.markdown(results)
+    for row in ("classifier mean accuracy", "FD_cls generator", "shipped / baseline", "real vs real", "encoder PSNR"):
+        assert row in table

@@ -31,7 +31,7 @@ from training.diffaug import diff_augment, parse_policy
 PRESETS = {
     # The seed recipe (Radford et al.): transposed convs, BN in both nets, BCE, Adam(2e-4, 0.5).
     "plain": dict(loss="bce", upsample="transposed", d_norm="batch", ema=0.0, diffaug="none", r1=0.0,
-                  epochs=25, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999),
+                  init="dcgan", epochs=25, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999),
 }
 
 
@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--r1", type=float, default=0.0, help="R1 penalty γ on real images (0 = off)")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of G's weights (0 = off)")
     p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment ops, or 'none'")
+    p.add_argument("--init", choices=("default", "dcgan"), default="default",
+                   help="dcgan: conv weights N(0, 0.02), BN scales N(1, 0.02), as in the DCGAN paper")
     p.add_argument("--classifier", default=None, help="classifier checkpoint: report FD_cls at each sample step")
     p.add_argument("--fd-samples", type=int, default=1000)
     args = p.parse_args(argv)
@@ -110,6 +112,19 @@ def r1_penalty(disc: torch.nn.Module, real: torch.Tensor, policy: tuple[str, ...
     return grad.flatten(1).square().sum(1).mean()
 
 
+def dcgan_init(module: torch.nn.Module) -> None:
+    """The DCGAN paper's initialisation (part of the plain seed recipe)."""
+    if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+        parametrized = torch.nn.utils.parametrize.is_parametrized(module, "weight")
+        weight = module.parametrizations.weight.original if parametrized else module.weight
+        torch.nn.init.normal_(weight, 0.0, 0.02)
+        if module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
+    elif isinstance(module, torch.nn.BatchNorm2d):
+        torch.nn.init.normal_(module.weight, 1.0, 0.02)
+        torch.nn.init.zeros_(module.bias)
+
+
 # ---------------------------------------------------------------------------------------------
 # EMA with recomputed BatchNorm statistics
 
@@ -161,6 +176,9 @@ class GanTrainer:
         self.policy = parse_policy(args.diffaug)
         self.gen = Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample))
         self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm))
+        if args.init == "dcgan":
+            self.gen.apply(dcgan_init)
+            self.disc.apply(dcgan_init)
         self.gen.to(device, memory_format=torch.channels_last)
         self.disc.to(device, memory_format=torch.channels_last)
         self.gen_ema = copy.deepcopy(self.gen).eval().requires_grad_(False) if args.ema > 0 else None

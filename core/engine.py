@@ -1,0 +1,278 @@
+"""The engine: owns the frozen models on one device and runs every model job on one worker thread.
+
+The UI and the command line use only this class. Each `*_job` method is a job in the worker's
+sense (a generator that yields progress and returns a result, or a plain function): the UI
+passes it to `submit` (background thread, callbacks), the CLI to `core.worker.run_inline`.
+Nothing here imports Qt; results are CPU tensors, so callers never touch the device.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from core.checkpoint import CheckpointError, load_checkpoint, state_hash
+from core.data import default_cache_dir, open_image, to_uint8
+from core.device import describe, resolve_device
+from core.directions import Directions, FitConfig, fit_directions, load_directions, save_directions
+from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
+from core.steering import SteerConfig, SteerResult, steer
+from core.worker import JobHandle, Worker
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
+MAX_BATCH = 256
+
+
+@dataclass
+class Frame:
+    """A rendered face: its code, its picture and what the classifier reads on it (CPU)."""
+
+    z: torch.Tensor  # (d,)
+    image: torch.Tensor  # (3, 64, 64) uint8
+    probs: torch.Tensor  # (A,)
+
+
+@dataclass
+class Progress:
+    """A progress event of a long job: where it is and (optionally) the face right now."""
+
+    step: int
+    total: int
+    frame: Frame | None = None
+    message: str = ""
+
+
+@dataclass
+class Notice:
+    """Something the user should read (fell back to CPU, no face found, ...)."""
+
+    text: str
+
+
+@dataclass
+class SteerOutcome:
+    frames: list[Frame]  # one per trajectory step of face 0 (for the UI and GIFs)
+    result: SteerResult
+
+
+@dataclass
+class InvertOutcome:
+    crop: FaceCrop
+    frame: Frame
+    result: InvertResult
+    notices: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """Frozen G, C, E (+ latent directions) on one device, and the worker that runs jobs on them."""
+
+    def __init__(self, models_dir: str | os.PathLike = MODELS_DIR, device: str = "auto",
+                 directions_cache: str | os.PathLike | None = None, start_worker: bool = True):
+        t0 = time.perf_counter()
+        self.models_dir = Path(models_dir)
+        self.device = resolve_device(device)
+        self.generator = self._load("generator.pt", "generator")
+        classifier_ck = load_checkpoint(self.models_dir / "classifier.pt", "classifier", self.device)
+        self.classifier = classifier_ck.model
+        self.attributes: list[str] = classifier_ck.attributes
+        encoder_path = self.models_dir / "encoder.pt"
+        self.encoder = self._load("encoder.pt", "encoder") if encoder_path.exists() else None
+        if self.encoder is not None and self.encoder.z_dim != self.generator.z_dim:
+            raise CheckpointError(f"{encoder_path}: encoder outputs z of size {self.encoder.z_dim}, "
+                                  f"the generator takes {self.generator.z_dim}")
+        self.generator_hash = state_hash(self.generator)
+        self.directions_cache = Path(directions_cache) if directions_cache else default_cache_dir()
+        self.directions: Directions | None = self._find_directions()
+        self.worker = Worker() if start_worker else None
+        self.load_time_s = time.perf_counter() - t0
+
+    def _load(self, name: str, kind: str) -> torch.nn.Module:
+        return load_checkpoint(self.models_dir / name, kind, self.device).model
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @property
+    def device_name(self) -> str:
+        return describe(self.device)
+
+    # -- attribute names ---------------------------------------------------------------------
+
+    def attribute_index(self, name: str | int) -> int:
+        if isinstance(name, int):
+            if not 0 <= name < len(self.attributes):
+                raise ValueError(f"attribute index {name} is out of range")
+            return name
+        lookup = {a.lower(): i for i, a in enumerate(self.attributes)}
+        try:
+            return lookup[name.lower()]
+        except KeyError:
+            raise ValueError(f"unknown attribute {name!r}; known: {', '.join(self.attributes)}") from None
+
+    def _indices(self, names: list[str | int] | None) -> list[int]:
+        return [self.attribute_index(n) for n in (names or [])]
+
+    # -- directions --------------------------------------------------------------------------
+
+    def _directions_paths(self) -> list[Path]:
+        return [self.models_dir / "directions.pt", self.directions_cache / f"directions-{self.generator_hash}.pt"]
+
+    def _find_directions(self) -> Directions | None:
+        for path in self._directions_paths():
+            if path.exists():
+                try:
+                    return load_directions(path, self.generator)
+                except CheckpointError:
+                    continue  # fitted for another generator: refit on demand
+        return None
+
+    def fit_directions_job(self, config: FitConfig | None = None, save_to: str | os.PathLike | None = None
+                           ) -> Iterator[Progress]:
+        """Fit and cache the latent directions of this generator (the sliders need them)."""
+        job = fit_directions(self.generator, self.classifier, self.attributes, config)
+        directions = yield from _relay(job, lambda item: Progress(step=item[0], total=item[1], message="sampling faces"))
+        path = Path(save_to) if save_to else self._directions_paths()[1]
+        save_directions(directions, path, train={"samples": (config or FitConfig()).samples})
+        self.directions = directions
+        return directions
+
+    def require_directions(self) -> Directions:
+        if self.directions is None:
+            raise RuntimeError("latent directions are not fitted for this generator yet (run the fit job)")
+        return self.directions
+
+    # -- the model calls every job uses ------------------------------------------------------
+
+    @torch.no_grad()
+    def render(self, z: torch.Tensor) -> list[Frame]:
+        """z (N, d) or (d,) -> frames; batched so any N fits in memory."""
+        z = z.detach().float().reshape(-1, self.z_dim)
+        if not torch.isfinite(z).all():
+            raise ValueError("z contains NaN or infinite values")
+        frames = []
+        for i in range(0, len(z), MAX_BATCH):
+            chunk = z[i:i + MAX_BATCH].to(self.device)
+            images = self.generator(chunk)
+            probs = torch.sigmoid(self.classifier(images).float())
+            frames += [Frame(z=zz, image=im, probs=p)
+                       for zz, im, p in zip(chunk.cpu(), to_uint8(images).cpu(), probs.cpu())]
+        return frames
+
+    def z_from_seed(self, seed: int, n: int = 1) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def render_job(self, z: torch.Tensor) -> Frame:
+        return self.render(z)[0]
+
+    def random_job(self, seed: int) -> Frame:
+        return self.render(self.z_from_seed(seed))[0]
+
+    def edit_z(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None
+               ) -> torch.Tensor:
+        """z + Σ αₖ·dₖ with each direction made orthogonal to the locked attributes' directions."""
+        directions = self.require_directions()
+        return directions.edit(z.float(), {self.attribute_index(k): float(a) for k, a in alphas.items()},
+                               self._indices(locked))
+
+    def edit_job(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None
+                 ) -> Frame:
+        return self.render(self.edit_z(z, alphas, locked))[0]
+
+    def steer_job(self, z: torch.Tensor, targets: dict[str | int, float], locked: list[str | int] | None = None,
+                  config: SteerConfig | None = None) -> Iterator[Progress]:
+        """Classifier-gradient steering of one face (or a batch); yields a frame per step.
+
+        `locked=None` preserves every non-target attribute; a list preserves just those.
+        """
+        target_idx = {self.attribute_index(k): float(w) for k, w in targets.items()}
+        preserve = None if locked is None else self._indices(locked)
+        job = steer(self.generator, self.classifier, z.reshape(-1, self.z_dim), target_idx, preserve, config)
+        result = yield from _relay(job, lambda s: Progress(step=s.step, total=s.total,
+                                                           frame=self.render(s.z[:1])[0]))
+        frames = self.render(result.trajectory[:, 0])
+        return SteerOutcome(frames=frames, result=result)
+
+    def crop_job(self, source: str | os.PathLike | bytes) -> FaceCrop:
+        return crop_face(open_image(source))
+
+    def invert_job(self, source: str | os.PathLike | bytes | FaceCrop, config: InvertConfig | None = None
+                   ) -> Iterator[Progress | Notice]:
+        """Photo -> face crop -> E -> refined z; yields the crop first, then a frame per step."""
+        if self.encoder is None:
+            raise RuntimeError("no encoder is installed (resources/models/encoder.pt), so photos cannot be inverted")
+        crop = source if isinstance(source, FaceCrop) else crop_face(open_image(source))
+        notices = [crop.notice] if crop.notice else []
+        for text in notices:
+            yield Notice(text)
+        job = invert(self.generator, self.encoder, self.classifier, crop.image, config)
+        result = yield from _relay(job, lambda s: Progress(step=s.step, total=s.total,
+                                                           frame=Frame(z=s.z[0], image=to_uint8(s.image[0]),
+                                                                       probs=torch.empty(0)),
+                                                           message=f"PSNR {s.psnr_db:.1f} dB"))
+        return InvertOutcome(crop=crop, frame=self.render(result.z)[0], result=result, notices=notices)
+
+    def render_path_job(self, zs: torch.Tensor) -> Iterator[Progress]:
+        """Render a latent path (walk, keyframes, trajectory) in chunks, yielding progress."""
+        zs = zs.reshape(-1, self.z_dim)
+        frames: list[Frame] = []
+        chunk = 32
+        for i in range(0, len(zs), chunk):
+            frames += self.render(zs[i:i + chunk])
+            yield Progress(step=len(frames), total=len(zs), frame=frames[-1])
+        return frames
+
+    # -- running jobs ------------------------------------------------------------------------
+
+    def submit(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> JobHandle:
+        """Run `job(*args)` on the worker thread (see `Worker.submit` for callbacks and `key`).
+
+        A CUDA out-of-memory error moves the models to the CPU, emits a `Notice` through
+        `on_progress` and runs the job again there.
+        """
+        if self.worker is None:
+            raise RuntimeError("this engine was created without a worker")
+        return self.worker.submit(self._with_oom_fallback, job, *args, **kwargs)
+
+    def _with_oom_fallback(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            out = job(*args, **kwargs)
+            if hasattr(out, "__next__"):
+                out = yield from out
+            return out
+        except torch.cuda.OutOfMemoryError:
+            if self.device.type != "cuda":
+                raise
+            self.to_device(torch.device("cpu"))
+            torch.cuda.empty_cache()
+            yield Notice("The GPU ran out of memory; continuing on the CPU.")
+            out = job(*args, **kwargs)
+            if hasattr(out, "__next__"):
+                out = yield from out
+            return out
+
+    def to_device(self, device: torch.device) -> None:
+        for model in (self.generator, self.classifier, self.encoder):
+            if model is not None:
+                model.to(device)
+        self.device = device
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.shutdown(cancel=True)
+
+
+def _relay(job: Iterator, convert: Callable[[Any], Any]) -> Iterator:
+    """Re-yield a core job's progress items converted for the caller; return the job's result."""
+    while True:
+        try:
+            item = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield convert(item)

@@ -1,0 +1,144 @@
+"""Classifier-gradient steering: gradient ascent on z with the generator and classifier frozen.
+
+score(z) = Σᵢ wᵢ·logitᵢ(G(z)) − λ·Σⱼ |logitⱼ(G(z)) − logitⱼ(G(z₀))|
+over target attributes i (w > 0: more, w < 0: less) and preserved attributes j (default all
+others). Each step moves z by `step_size` along the normalised gradient, then puts z back on the
+prior's typical sphere so G never sees an out-of-distribution code. A face stops moving once
+all its targets are reached (`until`), so it is not pushed further than asked.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from core.latent import renormalise
+
+
+@dataclass
+class SteerConfig:
+    steps: int = 30
+    step_size: float = 0.4  # length of one step in z (the prior's typical norm is √d ≈ 11.3)
+    preserve_weight: float = 1.0  # λ: 0 is the plain seed method
+    until: float | None = 0.5  # stop a face when every target's p is past this (None: run all steps)
+    renormalise: bool = True
+
+    def validate(self) -> None:
+        if not (isinstance(self.steps, int) and 1 <= self.steps <= 10_000):
+            raise ValueError(f"steps must be an integer in [1, 10000], got {self.steps!r}")
+        if not (math.isfinite(self.step_size) and 0 < self.step_size <= 10):
+            raise ValueError(f"step_size must be in (0, 10], got {self.step_size!r}")
+        if not (math.isfinite(self.preserve_weight) and self.preserve_weight >= 0):
+            raise ValueError(f"preserve_weight must be ≥ 0, got {self.preserve_weight!r}")
+        if self.until is not None and not 0 < self.until < 1:
+            raise ValueError(f"until must be a probability in (0, 1), got {self.until!r}")
+
+
+@dataclass
+class SteerStep:
+    """One progress event: where the faces are now and what the classifier reads."""
+
+    step: int
+    total: int
+    z: torch.Tensor  # (N, d) on the CPU
+    probs: torch.Tensor  # (N, A) on the CPU
+    active: torch.Tensor  # (N,) bool: faces still moving
+
+
+@dataclass
+class SteerResult:
+    trajectory: torch.Tensor  # (T+1, N, d) on the CPU: z₀ … z_T (for GIFs)
+    probs: torch.Tensor  # (T+1, N, A) classifier probabilities along the way
+    steps_taken: torch.Tensor  # (N,) steps each face moved before reaching its targets
+
+
+def parse_targets(targets: dict[int, float], num_attributes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """{attribute index: weight} -> dense weight vector (A,) and target mask (A,)."""
+    if not targets:
+        raise ValueError("choose at least one attribute to steer")
+    weights = torch.zeros(num_attributes)
+    for index, weight in targets.items():
+        if not 0 <= index < num_attributes:
+            raise ValueError(f"attribute index {index} is out of range (0..{num_attributes - 1})")
+        if not math.isfinite(weight) or weight == 0:
+            raise ValueError(f"steering weight for attribute {index} must be a non-zero number")
+        weights[index] = weight
+    return weights, weights != 0
+
+
+def steer(
+    generator: nn.Module,
+    classifier: nn.Module,
+    z0: torch.Tensor,
+    targets: dict[int, float],
+    preserve: list[int] | None = None,
+    config: SteerConfig | None = None,
+) -> Iterator[SteerStep]:
+    """Generator job: yields a `SteerStep` per step, returns a `SteerResult`.
+
+    `preserve=None` keeps all non-target attributes; pass the user's locked set to keep only those.
+    """
+    config = config or SteerConfig()
+    config.validate()
+    device = next(generator.parameters()).device
+    z0 = z0.detach().to(device, torch.float32)
+    if z0.ndim == 1:
+        z0 = z0.unsqueeze(0)
+    if not torch.isfinite(z0).all():
+        raise ValueError("the starting z contains NaN or infinite values")
+    with torch.no_grad():
+        logits0 = classifier(generator(z0)).float()
+    num_attr = logits0.shape[1]
+    weights, is_target = parse_targets(targets, num_attr)
+    weights, is_target = weights.to(device), is_target.to(device)
+    keep = torch.zeros(num_attr, dtype=torch.bool, device=device)
+    if preserve is None:
+        keep = ~is_target
+    else:
+        for j in preserve:
+            if not 0 <= j < num_attr:
+                raise ValueError(f"attribute index {j} is out of range (0..{num_attr - 1})")
+            keep[j] = True
+        keep &= ~is_target
+    direction_sign = torch.sign(weights)
+
+    def reached(logits: torch.Tensor) -> torch.Tensor:
+        if config.until is None:
+            return torch.zeros(logits.shape[0], dtype=torch.bool, device=device)
+        margin = math.log(config.until / (1 - config.until))  # p > until  <=>  logit > margin
+        ok = (logits * direction_sign > margin) | ~is_target
+        return ok.all(dim=1)
+
+    z = z0.clone()
+    active = ~reached(logits0)
+    steps_taken = torch.zeros(z.shape[0], dtype=torch.long)
+    trajectory, probs = [z0.cpu()], [torch.sigmoid(logits0).cpu()]
+    step = 0
+    while True:
+        # one forward with grad per step: its logits both report the last move and drive the next
+        z_var = z.detach().requires_grad_(True)
+        logits_var = classifier(generator(z_var)).float()
+        if step > 0:
+            logits = logits_var.detach()
+            active = active & ~reached(logits)
+            trajectory.append(z.cpu())
+            probs.append(torch.sigmoid(logits).cpu())
+            yield SteerStep(step=step, total=config.steps, z=trajectory[-1], probs=probs[-1], active=active.cpu())
+        if step == config.steps or not active.any():
+            break
+        score = (logits_var * weights).sum(1)
+        if config.preserve_weight > 0 and keep.any():
+            score = score - config.preserve_weight * ((logits_var - logits0).abs() * keep).sum(1)
+        (grad,) = torch.autograd.grad(score.sum(), z_var)
+        grad = torch.nan_to_num(grad)
+        move = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12) * config.step_size
+        moved = z + move
+        if config.renormalise:
+            moved = renormalise(moved)
+        z = torch.where(active.unsqueeze(1), moved, z).detach()
+        steps_taken += active.cpu().long()
+        step += 1
+    return SteerResult(trajectory=torch.stack(trajectory), probs=torch.stack(probs), steps_taken=steps_taken)

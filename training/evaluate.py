@@ -1,0 +1,114 @@
+"""Recompute the model card's numbers from the shipped checkpoints; print a markdown table.
+
+    python -m training.evaluate --data ../shared/data/celeba [--models resources/models]
+
+On the held-out faces (never trained on): classifier accuracy per attribute; generator FD_cls
+(1,000 generated vs 1,000 held-out real, in the classifier's penultimate features) next to the
+baseline generator's and the real-vs-real floor (the first 1,000 training faces vs held-out);
+encoder PSNR of G(E(x)) vs x and the attribute agreement of C on both.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from core.checkpoint import load_checkpoint
+from core.data import load_celeba, to_model_range
+from core.device import describe, resolve_device
+from core.metrics import attribute_accuracy, classifier_features, frechet_distance, psnr
+
+MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, help="CelebA folder (official layout)")
+    p.add_argument("--models", default=str(MODELS), help="folder with generator.pt, classifier.pt, encoder.pt")
+    p.add_argument("--baseline", default=None, help="baseline generator (default: MODELS/baseline/generator.pt if present)")
+    p.add_argument("--n", type=int, default=1000, help="faces per side for FD_cls")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--cache-dir", default=None)
+    return p.parse_args(argv)
+
+
+@torch.no_grad()
+def sample(gen: torch.nn.Module, n: int, seed: int, device: torch.device, batch: int = 250) -> torch.Tensor:
+    z = torch.randn(n, gen.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    return torch.cat([gen(z[i:i + batch]).float() for i in range(0, n, batch)])
+
+
+@torch.no_grad()
+def encoder_results(encoder, gen, classifier, images: torch.Tensor, device: torch.device, batch: int = 250) -> dict:
+    psnrs, agree = [], []
+    for i in range(0, len(images), batch):
+        x = to_model_range(images[i:i + batch].to(device))
+        recon = gen(encoder(x))
+        psnrs.append(psnr(recon, x).cpu())
+        agree.append(((classifier(recon) > 0) == (classifier(x) > 0)).float().mean(1).cpu())
+    values = torch.cat(psnrs)
+    return {"psnr_mean": float(values.mean()), "psnr_median": float(values.median()),
+            "attribute_agreement": float(torch.cat(agree).mean())}
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    device = resolve_device(args.device)
+    models = Path(args.models)
+    ds = load_celeba(args.data, cache_dir=args.cache_dir, progress=True)
+    held_x, held_y = ds.split(held_out=True)
+    train_x, _ = ds.split(held_out=False)
+    n = min(args.n, len(held_x), len(train_x))
+    classifier_ck = load_checkpoint(models / "classifier.pt", "classifier", device)
+    classifier = classifier_ck.model
+    results: dict = {"device": describe(device), "heldout_images": len(held_x), "n": n}
+
+    acc = attribute_accuracy(classifier, held_x, held_y)
+    results["classifier"] = {"mean_accuracy": float(acc.mean()),
+                             "per_attribute": dict(zip(classifier_ck.attributes, acc.tolist()))}
+
+    real_feats = classifier_features(classifier, held_x[:n])
+    results["fd_real_floor"] = frechet_distance(classifier_features(classifier, train_x[:n]), real_feats)
+    gen = load_checkpoint(models / "generator.pt", "generator", device).model
+    results["fd_generator"] = frechet_distance(classifier_features(classifier, sample(gen, n, args.seed, device)), real_feats)
+    baseline = Path(args.baseline) if args.baseline else models / "baseline" / "generator.pt"
+    if baseline.exists():
+        base_gen = load_checkpoint(baseline, "generator", device).model
+        results["fd_baseline"] = frechet_distance(
+            classifier_features(classifier, sample(base_gen, n, args.seed, device)), real_feats)
+    encoder_path = models / "encoder.pt"
+    if encoder_path.exists():
+        encoder = load_checkpoint(encoder_path, "encoder", device).model
+        results["encoder"] = encoder_results(encoder, gen, classifier, held_x, device)
+    return results
+
+
+def markdown(results: dict) -> str:
+    lines = [f"Held-out faces: {results['heldout_images']} · FD_cls on {results['n']} vs {results['n']} · "
+             f"{results['device']}", "", "| metric | value |", "|---|---|",
+             f"| classifier mean accuracy (40 attributes) | {100 * results['classifier']['mean_accuracy']:.2f} % |",
+             f"| FD_cls generator (shipped) | {results['fd_generator']:.2f} |"]
+    if "fd_baseline" in results:
+        ratio = results["fd_generator"] / max(results["fd_baseline"], 1e-9)
+        lines.append(f"| FD_cls baseline (plain DCGAN recipe) | {results['fd_baseline']:.2f} |")
+        lines.append(f"| shipped / baseline | {ratio:.3f} |")
+    lines.append(f"| FD_cls real vs real (floor) | {results['fd_real_floor']:.2f} |")
+    if "encoder" in results:
+        enc = results["encoder"]
+        lines.append(f"| encoder PSNR G(E(x)) vs x, mean / median | {enc['psnr_mean']:.2f} / {enc['psnr_median']:.2f} dB |")
+        lines.append(f"| encoder attribute agreement C(x) vs C(G(E(x))) | {100 * enc['attribute_agreement']:.1f} % |")
+    lines += ["", "| attribute | accuracy |", "|---|---|"]
+    lines += [f"| {name} | {100 * a:.1f} % |" for name, a in results["classifier"]["per_attribute"].items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    results = evaluate(parse_args(argv))
+    print(markdown(results))
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
