@@ -116,7 +116,8 @@ def gif_durations(n_frames: int, fps: int) -> list[int]:
 
 
 def to_pil_images(frames: Frames) -> list[Image.Image]:
-    """RGB PIL images from a uint8 or [-1, 1] float tensor (N, 3, H, W) / (3, H, W), a PIL image or a list."""
+    """RGB PIL images from a uint8 or [-1, 1] float tensor (N, 3, H, W) / (3, H, W), a PIL image,
+    or a list of PIL images and/or per-frame tensors."""
     if isinstance(frames, Image.Image):
         return [frames.convert("RGB")]
     if isinstance(frames, torch.Tensor):
@@ -139,10 +140,15 @@ def to_pil_images(frames: Frames) -> list[Image.Image]:
         raise ValueError(f"expected an image tensor or a list of PIL images, got {type(frames).__name__}") from None
     if not images:
         raise ValueError("no frames to save")
+    out: list[Image.Image] = []
     for i, img in enumerate(images):
-        if not isinstance(img, Image.Image):
-            raise ValueError(f"frame {i} is a {type(img).__name__}, not a PIL image")
-    return [img.convert("RGB") for img in images]
+        if isinstance(img, torch.Tensor):
+            out += to_pil_images(img)  # a list of per-frame tensors, as the engine's frames hold them
+        elif isinstance(img, Image.Image):
+            out.append(img.convert("RGB"))
+        else:
+            raise ValueError(f"frame {i} is a {type(img).__name__}, not a PIL image or an image tensor")
+    return out
 
 
 def _resample(smooth: bool) -> Image.Resampling:

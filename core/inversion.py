@@ -174,7 +174,7 @@ def invert(generator: nn.Module, encoder: nn.Module, classifier: nn.Module | Non
     best = (float("inf"), z0.clone(), image0, psnr0)
     for step in range(config.steps):
         loss, image = loss_of(z)
-        value = float(loss)
+        value = float(loss.detach())
         if not math.isfinite(value):
             break
         if value < best[0]:

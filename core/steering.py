@@ -23,7 +23,9 @@ class SteerConfig:
     steps: int = 30
     step_size: float = 0.4  # length of one step in z (the prior's typical norm is √d ≈ 11.3)
     preserve_weight: float = 1.0  # λ: 0 is the plain seed method
-    until: float | None = 0.5  # stop a face when every target's p is past this (None: run all steps)
+    # stop a face once every target is reached with this confidence: p > until for 'more',
+    # p < 1 - until for 'less' (None: run all steps)
+    until: float | None = 0.5
     renormalise: bool = True
 
     def validate(self) -> None:
