@@ -193,10 +193,15 @@ class Engine:
         """
         target_idx = {self.attribute_index(k): float(w) for k, w in targets.items()}
         preserve = None if locked is None else self._indices(locked)
-        job = steer(self.generator, self.classifier, z.reshape(-1, self.z_dim), target_idx, preserve, config)
-        result = yield from _relay(job, lambda s: Progress(step=s.step, total=s.total,
-                                                           frame=self.render(s.z[:1])[0]))
-        frames = self.render(result.trajectory[:, 0])
+        z = z.reshape(-1, self.z_dim)
+        frames = self.render(z[:1])
+        job = steer(self.generator, self.classifier, z, target_idx, preserve, config)
+
+        def to_progress(s) -> Progress:
+            frames.append(Frame(z=s.z[0], image=s.images[0], probs=s.probs[0]))
+            return Progress(step=s.step, total=s.total, frame=frames[-1])
+
+        result = yield from _relay(job, to_progress)
         return SteerOutcome(frames=frames, result=result)
 
     def crop_job(self, source: str | os.PathLike | bytes) -> FaceCrop:

@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from core.data import to_uint8
 from core.latent import renormalise
 
 
@@ -48,6 +49,7 @@ class SteerStep:
     z: torch.Tensor  # (N, d) on the CPU
     probs: torch.Tensor  # (N, A) on the CPU
     active: torch.Tensor  # (N,) bool: faces still moving
+    images: torch.Tensor  # (N, 3, 64, 64) uint8 on the CPU: G(z), already computed by the step
 
 
 @dataclass
@@ -122,13 +124,15 @@ def steer(
     while True:
         # one forward with grad per step: its logits both report the last move and drive the next
         z_var = z.detach().requires_grad_(True)
-        logits_var = classifier(generator(z_var)).float()
+        image = generator(z_var)
+        logits_var = classifier(image).float()
         if step > 0:
             logits = logits_var.detach()
             active = active & ~reached(logits)
             trajectory.append(z.cpu())
             probs.append(torch.sigmoid(logits).cpu())
-            yield SteerStep(step=step, total=config.steps, z=trajectory[-1], probs=probs[-1], active=active.cpu())
+            yield SteerStep(step=step, total=config.steps, z=trajectory[-1], probs=probs[-1], active=active.cpu(),
+                            images=to_uint8(image).cpu())
         if step == config.steps or not active.any():
             break
         score = (logits_var * weights).sum(1)
