@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--grids", default=None, metavar="DIR",
+                   help="also write DIR/generated_64.png and DIR/heldout_reconstructions.png")
     return p.parse_args(argv)
 
 
@@ -79,10 +81,27 @@ def evaluate(args: argparse.Namespace) -> dict:
         results["fd_baseline"] = frechet_distance(
             classifier_features(classifier, sample(base_gen, n, args.seed, device)), real_feats)
     encoder_path = models / "encoder.pt"
-    if encoder_path.exists():
-        encoder = load_checkpoint(encoder_path, "encoder", device).model
+    encoder = load_checkpoint(encoder_path, "encoder", device).model if encoder_path.exists() else None
+    if encoder is not None:
         results["encoder"] = encoder_results(encoder, gen, classifier, held_x, device)
+    if args.grids:
+        write_grids(Path(args.grids), gen, encoder, held_x, device, args.seed)
     return results
+
+
+@torch.no_grad()
+def write_grids(folder: Path, gen, encoder, held_x: torch.Tensor, device: torch.device, seed: int) -> None:
+    """The model card's pictures: 64 random faces; held-out faces (odd rows) over G(E(x)) (even rows)."""
+    from core.export import save_png_grid
+
+    save_png_grid(sample(gen, 64, seed, device).cpu(), folder / "generated_64.png", nrow=8, size=64)
+    if encoder is not None:
+        per_row = min(8, len(held_x))
+        n = max(per_row, min(32, len(held_x)) // per_row * per_row)
+        x = to_model_range(held_x[:n].to(device))
+        recon = gen(encoder(x))
+        pairs = [torch.cat([x[i:i + per_row], recon[i:i + per_row]]) for i in range(0, n, per_row)]
+        save_png_grid(torch.cat(pairs).cpu(), folder / "heldout_reconstructions.png", nrow=per_row, size=64)
 
 
 def markdown(results: dict) -> str:
