@@ -104,3 +104,34 @@ def write_tiny_models(folder: Path, z_dim: int = 16, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
     return write_tiny_models(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_models, tmp_path):
+    """Build a MainWindow on the tiny models (fast jobs, QSettings in tmp_path), shown and ready.
+
+    `make_window(models=..., settings_file=..., wait=False)`; the window (and so its engine's
+    worker) is closed by pytest-qt at teardown. Nothing touches the user's settings or cache.
+    """
+    from PySide6.QtCore import QSettings
+
+    from core.directions import FitConfig
+    from core.engine import Engine
+    from core.inversion import InvertConfig
+    from core.steering import SteerConfig
+    from ui.main_window import MainWindow
+
+    def make(models: Path | None = None, settings_file: Path | None = None, wait: bool = True):
+        engine = Engine(models or tiny_models, device="cpu", directions_cache=tmp_path / "directions")
+        settings = QSettings(str(settings_file or tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(engine, settings=settings)
+        window.steer_config = SteerConfig(steps=6, until=None)
+        window.invert_config = InvertConfig(steps=3)
+        window.fit_config = FitConfig(samples=400, batch_size=200, iterations=20)
+        qtbot.addWidget(window)
+        window.show()
+        if wait:
+            qtbot.waitUntil(window.is_ready, timeout=20_000)
+        return window
+
+    return make

@@ -1,0 +1,419 @@
+"""The editor's state, without Qt: undo/redo of edits, snapshots, keyframe pins, the canvas plane.
+
+An edit is an `EditState`: a *recipe* for the face on screen (a base code, slider strengths per
+attribute, the locked attributes) plus, once its face has been rendered, the exact z of that
+face. The base is a tensor, or a lazy point (`SeedPoint`, `PlanePoint`) that a worker job turns
+into a tensor, so the window can record an edit at once without waiting for (or running) any
+model code. Undo and redo hand back recorded states; a state whose z has been recorded renders
+from that z, so restoring it restores z bit for bit.
+
+Tensors are stored and never changed in place (every producer hands over a fresh CPU tensor), so
+nothing here copies them. The few vector operations (the canvas plane, its axes, keyframe paths)
+run wherever their caller runs: the window calls them only from jobs on the engine's worker.
+Nothing here imports Qt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from core.latent import keyframe_path
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "Axis", "EditState", "History", "Keyframe", "Keyframes", "LatentPlane", "PlanePoint", "SeedPoint",
+    "Snapshot", "Snapshots", "available_directions", "axis_vector", "orthonormal_pair", "principal_axes",
+    "random_axes",
+]
+
+# A direction whose stored vector is shorter than this has no boundary (core.directions zeroes it).
+_MIN_DIRECTION_NORM = 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Lazy bases
+
+
+@dataclass(frozen=True, eq=False)
+class SeedPoint:
+    """The base code of a random face: `Engine.z_from_seed(seed)`, resolved by a job."""
+
+    seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class PlanePoint:
+    """A point (u, v) on a latent canvas plane; `z()` is origin + u·a + v·b."""
+
+    plane: LatentPlane
+    u: float
+    v: float
+
+    def z(self) -> Tensor:
+        return self.plane.point(self.u, self.v)
+
+
+Base = Tensor | SeedPoint | PlanePoint
+
+
+# ---------------------------------------------------------------------------------------------
+# Edits and their history
+
+
+@dataclass(eq=False)
+class EditState:
+    """One face as a recipe: base code + Σ alpha·direction (conditioned on `locked`).
+
+    `z` is the face's exact code once a job has rendered it (None until then). States are
+    treated as values: `derive` makes a changed copy and never touches the original.
+    """
+
+    base: Base
+    alphas: dict[str, float] = field(default_factory=dict)
+    locked: frozenset[str] = frozenset()
+    label: str = ""
+    seed: int | None = None
+    z: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, (torch.Tensor, SeedPoint, PlanePoint)):
+            raise TypeError(f"base must be a tensor, SeedPoint or PlanePoint, got {type(self.base).__name__}")
+        alphas = {}
+        for name, value in dict(self.alphas).items():
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"strength for {name} must be finite, got {value!r}")
+            alphas[str(name)] = value
+        self.alphas = alphas
+        self.locked = frozenset(self.locked)
+
+    @property
+    def edits(self) -> dict[str, float]:
+        """The non-zero strengths, in a stable order (what an edit job needs)."""
+        return {k: v for k, v in sorted(self.alphas.items()) if v != 0.0}
+
+    @property
+    def locked_list(self) -> list[str]:
+        return sorted(self.locked)
+
+    def derive(self, label: str = "", **changes: Any) -> EditState:
+        """A new state with `changes`; its z is unknown again unless given."""
+        changes.setdefault("z", None)
+        return dataclasses.replace(self, label=label, **changes)
+
+    def same_recipe(self, other: EditState | None) -> bool:
+        """Same base object, strengths and locks (so the same z)."""
+        return (other is not None and other.base is self.base and other.edits == self.edits
+                and (not self.edits or other.locked == self.locked))
+
+
+class History:
+    """Undo/redo of `EditState`s: a list of states and the index of the current one.
+
+    `push` drops any redo branch. With a `merge` key equal to the previous push's key (and no
+    `seal`, undo or redo in between), the new state replaces the top one instead of adding an
+    entry, so dragging one slider from 0 to 2 is one undo step, not two hundred.
+    """
+
+    def __init__(self, limit: int = 500) -> None:
+        if limit < 2:
+            raise ValueError(f"history limit must be at least 2, got {limit!r}")
+        self.limit = limit
+        self._states: list[EditState] = []
+        self._index = -1
+        self._merge: Hashable | None = None
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    @property
+    def states(self) -> tuple[EditState, ...]:
+        return tuple(self._states)
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    @property
+    def current(self) -> EditState | None:
+        return self._states[self._index] if self._index >= 0 else None
+
+    @property
+    def can_undo(self) -> bool:
+        return self._index > 0
+
+    @property
+    def can_redo(self) -> bool:
+        return self._index < len(self._states) - 1
+
+    @property
+    def undo_label(self) -> str:
+        return self._states[self._index].label if self.can_undo else ""
+
+    @property
+    def redo_label(self) -> str:
+        return self._states[self._index + 1].label if self.can_redo else ""
+
+    def push(self, state: EditState, merge: Hashable | None = None) -> EditState:
+        if not isinstance(state, EditState):
+            raise TypeError(f"History holds EditState objects, got {type(state).__name__}")
+        del self._states[self._index + 1:]
+        if merge is not None and merge == self._merge and self._index > 0:
+            self._states[self._index] = state
+        else:
+            self._states.append(state)
+            self._index += 1
+        self._merge = merge
+        overflow = len(self._states) - self.limit
+        if overflow > 0:
+            del self._states[:overflow]
+            self._index -= overflow
+        return state
+
+    def seal(self) -> None:
+        """The next push starts a new entry whatever its merge key."""
+        self._merge = None
+
+    def undo(self) -> EditState | None:
+        if not self.can_undo:
+            return None
+        self._index -= 1
+        self._merge = None
+        return self._states[self._index]
+
+    def redo(self) -> EditState | None:
+        if not self.can_redo:
+            return None
+        self._index += 1
+        self._merge = None
+        return self._states[self._index]
+
+    def clear(self) -> None:
+        self._states.clear()
+        self._index = -1
+        self._merge = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots and keyframes
+
+
+@dataclass(eq=False)
+class Snapshot:
+    state: EditState
+    image: Any = None  # (3, H, W) uint8 thumbnail source
+    label: str = ""
+
+
+class _Items:
+    """A bounded list of items (oldest dropped first)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be positive, got {limit!r}")
+        self.limit = limit
+        self._items: list = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator:
+        return iter(list(self._items))
+
+    def __getitem__(self, index: int):
+        return self._items[index]
+
+    def _append(self, item):
+        self._items.append(item)
+        del self._items[:max(0, len(self._items) - self.limit)]
+        return item
+
+    def remove(self, index: int) -> None:
+        if not -len(self._items) <= index < len(self._items):
+            raise IndexError(f"no item {index} (there are {len(self._items)})")
+        del self._items[index]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+class Snapshots(_Items):
+    """The strip of saved faces the user can go back to."""
+
+    def __init__(self, limit: int = 48) -> None:
+        super().__init__(limit)
+
+    def add(self, state: EditState, image: Any = None, label: str = "") -> Snapshot:
+        return self._append(Snapshot(state=state, image=image, label=label or state.label))
+
+
+@dataclass(eq=False)
+class Keyframe:
+    state: EditState
+    uv: tuple[float, float] | None = None  # where the pin sits on the canvas plane it was dropped on
+    image: Any = None
+
+
+class Keyframes(_Items):
+    """Pins dropped on the latent canvas, in play order."""
+
+    def __init__(self, limit: int = 64) -> None:
+        super().__init__(limit)
+
+    def add(self, state: EditState, uv: tuple[float, float] | None = None, image: Any = None) -> Keyframe:
+        return self._append(Keyframe(state=state, uv=uv, image=image))
+
+    def move(self, index: int, to: int) -> None:
+        item = self._items.pop(index)
+        self._items.insert(to, item)
+
+    @property
+    def can_play(self) -> bool:
+        return len(self._items) >= 2
+
+    def path(self, resolve: Callable[[EditState], Tensor], frames_per_segment: int = 12, loop: bool = False,
+             mode: str = "slerp") -> Tensor:
+        """The latent path (F, d) through the pins; `resolve` turns a state into its z (a job does it)."""
+        if not self.can_play:
+            raise ValueError(f"a path needs at least 2 pins, there are {len(self._items)}")
+        zs = [resolve(k.state).reshape(-1) for k in self._items]
+        return keyframe_path(zs, frames_per_segment, mode=mode, loop=loop)
+
+
+# ---------------------------------------------------------------------------------------------
+# The latent canvas plane
+
+
+@dataclass(frozen=True)
+class Axis:
+    """An axis of the canvas: an attribute direction, a principal component, or a random direction."""
+
+    kind: str  # "attribute" | "pc" | "random"
+    index: int
+    label: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("attribute", "pc", "random"):
+            raise ValueError(f"unknown axis kind {self.kind!r}")
+        if isinstance(self.index, bool) or not isinstance(self.index, int) or self.index < 0:
+            raise ValueError(f"axis index must be a non-negative integer, got {self.index!r}")
+
+
+def available_directions(vectors: Tensor | None) -> list[bool] | None:
+    """Which attributes have a direction (None: no directions at all)."""
+    if vectors is None:
+        return None
+    return [bool(n >= _MIN_DIRECTION_NORM) for n in vectors.norm(dim=1).tolist()]
+
+
+def principal_axes(vectors: Tensor, k: int = 2) -> Tensor:
+    """The top-k principal axes (k, d) of the attribute directions: where attributes vary most.
+
+    Uncentred SVD of the stacked unit directions; rows without a direction are left out.
+    """
+    v = vectors.double()
+    v = v[v.norm(dim=1) >= _MIN_DIRECTION_NORM]
+    if len(v) < k:
+        raise ValueError(f"only {len(v)} attribute directions; cannot take {k} principal axes")
+    _, _, vh = torch.linalg.svd(v, full_matrices=False)
+    return vh[:k].float()
+
+
+def random_axes(dim: int, seed: int = 0, k: int = 2) -> Tensor:
+    """k orthonormal random directions (k, d), reproducible from `seed`."""
+    g = torch.Generator().manual_seed(int(seed))
+    q, _ = torch.linalg.qr(torch.randn(dim, k, generator=g, dtype=torch.float64))
+    return q.T.contiguous().float()
+
+
+def axis_vector(axis: Axis, vectors: Tensor | None, dim: int) -> Tensor:
+    """The unit vector (d,) of `axis`; ValueError when it has none."""
+    if axis.kind == "random":
+        return random_axes(dim, seed=1000 + axis.index // 2, k=2)[axis.index % 2]
+    if vectors is None:
+        raise ValueError(f"{axis.label} needs the latent directions, which are not fitted yet")
+    if axis.kind == "pc":
+        return principal_axes(vectors, axis.index + 1)[axis.index]
+    if not 0 <= axis.index < len(vectors):
+        raise ValueError(f"attribute index {axis.index} is out of range")
+    d = vectors[axis.index].float()
+    if d.norm() < _MIN_DIRECTION_NORM:
+        raise ValueError(f"{axis.label} has no direction: the generator's faces always or never show it")
+    return d / d.norm()
+
+
+def orthonormal_pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """(â, b̂): a normalised, b made orthogonal to a and normalised (Gram–Schmidt)."""
+    a64, b64 = a.double().reshape(-1), b.double().reshape(-1)
+    if a64.shape != b64.shape:
+        raise ValueError(f"axes must have the same size, got {tuple(a.shape)} and {tuple(b.shape)}")
+    na = a64.norm()
+    if na < 1e-9:
+        raise ValueError("the first axis is the zero vector")
+    a64 = a64 / na
+    b64 = b64 - (b64 @ a64) * a64
+    nb = b64.norm()
+    if nb < 1e-6:
+        raise ValueError("the two axes point the same way; pick two different directions")
+    return a64.float(), (b64 / nb).float()
+
+
+class LatentPlane:
+    """The plane z = origin + u·a + v·b through a face, with orthonormal axes a and b.
+
+    Grid coordinates run left to right in u and top to bottom in v from +extent to -extent, as
+    the canvas draws them (up is +v).
+    """
+
+    def __init__(self, origin: Tensor, a: Tensor, b: Tensor, labels: tuple[str, str] = ("u", "v")) -> None:
+        self.origin = origin.detach().float().reshape(-1).cpu()
+        if self.origin.shape != a.reshape(-1).shape:
+            raise ValueError(f"origin has size {self.origin.numel()}, the axes {a.numel()}")
+        self.a, self.b = orthonormal_pair(a.cpu(), b.cpu())
+        self.labels = labels
+
+    @property
+    def dim(self) -> int:
+        return self.origin.numel()
+
+    def point(self, u: float, v: float) -> Tensor:
+        u, v = _finite(u), _finite(v)
+        return self.origin + u * self.a + v * self.b
+
+    def points(self, uv: Sequence[tuple[float, float]]) -> Tensor:
+        if not uv:
+            return torch.empty(0, self.dim)
+        coords = torch.tensor([[_finite(u), _finite(v)] for u, v in uv], dtype=torch.float32)
+        return self.origin + coords[:, :1] * self.a + coords[:, 1:] * self.b
+
+    @staticmethod
+    def grid_coords(n: int, extent: float) -> list[tuple[float, float]]:
+        """n×n (u, v) cell centres, row-major from the top-left, spanning [-extent, extent]."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 33:
+            raise ValueError(f"grid size must be an integer from 1 to 33, got {n!r}")
+        extent = _finite(extent)
+        if extent <= 0:
+            raise ValueError(f"extent must be positive, got {extent!r}")
+        steps = [0.0] if n == 1 else [-extent + 2 * extent * i / (n - 1) for i in range(n)]
+        return [(u, v) for v in reversed(steps) for u in steps]
+
+    def grid(self, n: int, extent: float) -> Tensor:
+        return self.points(self.grid_coords(n, extent))
+
+    def project(self, z: Tensor) -> tuple[float, float]:
+        """(u, v) of z's orthogonal projection onto the plane."""
+        d = z.detach().float().reshape(-1).cpu() - self.origin
+        return float(d @ self.a), float(d @ self.b)
+
+
+def _finite(x: float) -> float:
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"coordinates must be finite, got {x!r}")
+    return x

@@ -1,0 +1,163 @@
+"""The work the window hands to the engine's worker: small compositions of engine calls.
+
+Every function here runs on the worker thread (the window submits it through `Bridge.submit`,
+which calls `Engine.submit`), never on the GUI thread, and none touches Qt. The maths lives in
+core (engine, latent, history, export); these functions only chain it. Generator functions
+yield `Progress` (cancellation takes effect at each yield) and return their result.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from core.engine import Engine, Frame, Progress, SteerOutcome
+from core.export import GifOptions, save_gif
+from core.history import (Axis, EditState, Keyframes, LatentPlane, PlanePoint, SeedPoint, available_directions,
+                          axis_vector)
+from core.latent import alpha_range, direction_walk
+from core.steering import SteerConfig
+
+
+def base_z(engine: Engine, state: EditState) -> Any:
+    """The state's base code as a (d,) tensor."""
+    base = state.base
+    if isinstance(base, SeedPoint):
+        return engine.z_from_seed(base.seed)[0]
+    if isinstance(base, PlanePoint):
+        return base.z()
+    return base.reshape(-1)
+
+
+def face_z(engine: Engine, state: EditState) -> Any:
+    """The code of the face a state describes (its recorded z when known)."""
+    if state.z is not None:
+        return state.z
+    base = base_z(engine, state)
+    return engine.edit_z(base, state.edits, state.locked_list) if state.edits else base
+
+
+@dataclass
+class FaceResult:
+    state: EditState
+    frame: Frame
+
+
+def render_face(engine: Engine, state: EditState) -> FaceResult:
+    """Render the face of a state: one generator + classifier pass."""
+    if state.z is not None:
+        return FaceResult(state, engine.render_job(state.z))
+    base = base_z(engine, state)
+    frame = engine.edit_job(base, state.edits, state.locked_list) if state.edits else engine.render_job(base)
+    return FaceResult(state, frame)
+
+
+def steer_face(engine: Engine, state: EditState, targets: dict[str, float], locked: list[str] | None,
+               config: SteerConfig | None) -> Iterator[Progress]:
+    """Classifier-gradient steering from the face of `state` (see `Engine.steer_job`)."""
+    outcome: SteerOutcome = yield from engine.steer_job(face_z(engine, state), targets, locked, config)
+    return outcome
+
+
+def directions_status(engine: Engine) -> list[bool] | None:
+    """Which attributes have a usable direction (None: directions not fitted)."""
+    directions = engine.directions
+    return available_directions(directions.vectors if directions is not None else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Latent canvas
+
+
+@dataclass
+class CanvasMap:
+    plane: LatentPlane
+    n: int
+    extent: float
+    images: list[Any]  # n*n (3, 64, 64) uint8, row-major from the top-left
+    pins: list[tuple[float, float]]  # each pin's (u, v) on this plane
+
+
+def make_plane(engine: Engine, origin: Any, axis_a: Axis, axis_b: Axis) -> LatentPlane:
+    vectors = engine.directions.vectors if engine.directions is not None else None
+    a = axis_vector(axis_a, vectors, engine.z_dim)
+    b = axis_vector(axis_b, vectors, engine.z_dim)
+    return LatentPlane(origin, a, b, labels=(axis_a.label, axis_b.label))
+
+
+def canvas_map(engine: Engine, state: EditState, axis_a: Axis, axis_b: Axis, n: int, extent: float,
+               pins: list[EditState]) -> Iterator[Progress]:
+    """The plane through the face of `state` and a map of n×n faces sampled on it."""
+    plane = make_plane(engine, face_z(engine, state), axis_a, axis_b)
+    grid = plane.grid(n, extent)
+    frames: list[Frame] = []
+    for row in range(n):  # a row at a time, so a newer request can cancel the map quickly
+        frames += yield from engine.render_path_job(grid[row * n:(row + 1) * n])
+    pin_uv = [plane.project(face_z(engine, s)) for s in pins]
+    return CanvasMap(plane=plane, n=n, extent=extent, images=[f.image for f in frames], pins=pin_uv)
+
+
+def keyframe_frames(engine: Engine, pins: list[EditState], frames_per_segment: int, loop: bool
+                    ) -> Iterator[Progress]:
+    """Render the slerp path through the pins' faces."""
+    keys = Keyframes(limit=max(2, len(pins)))
+    for state in pins:
+        keys.add(state)
+    path = keys.path(lambda s: face_z(engine, s), frames_per_segment, loop=loop)
+    frames = yield from engine.render_path_job(path)
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------
+# GIF export
+
+
+@dataclass
+class GifRequest:
+    source: str  # "steer" | "path" | "walk"
+    path: Path
+    options: GifOptions
+    captions: bool = False
+    steer_frames: list[Frame] | None = None
+    steer_targets: list[str] = field(default_factory=list)
+    pins: list[EditState] = field(default_factory=list)
+    frames_per_segment: int = 12
+    loop_path: bool = False
+    state: EditState | None = None
+    attribute: str | None = None
+    max_alpha: float = 3.0
+    frames: int = 24
+
+
+def _probs_caption(engine: Engine, frame: Frame, names: list[str]) -> str:
+    probs = frame.probs.tolist()
+    return "  ".join(f"{n.replace('_', ' ')} {probs[engine.attribute_index(n)]:.2f}" for n in names)
+
+
+def export_gif(engine: Engine, request: GifRequest) -> Iterator[Progress]:
+    """Render the chosen source (if it needs rendering), caption it, write the GIF; returns its path."""
+    if request.source == "steer":
+        if not request.steer_frames:
+            raise ValueError("there is no steering run to export yet: use a more/less button first")
+        frames = list(request.steer_frames)
+        captions = [_probs_caption(engine, f, request.steer_targets) for f in frames]
+    elif request.source == "path":
+        frames = yield from keyframe_frames(engine, request.pins, request.frames_per_segment, request.loop_path)
+        captions = [f"{i + 1}/{len(frames)}" for i in range(len(frames))]
+    elif request.source == "walk":
+        if request.state is None or not request.attribute:
+            raise ValueError("choose a face and an attribute to walk along")
+        index = engine.attribute_index(request.attribute)
+        vectors = engine.require_directions().vectors
+        axis = Axis("attribute", index, request.attribute)
+        alphas = alpha_range(request.max_alpha, request.frames)
+        zs = direction_walk(face_z(engine, request.state), axis_vector(axis, vectors, engine.z_dim), alphas)
+        frames = yield from engine.render_path_job(zs)
+        captions = [f"{request.attribute.replace('_', ' ')} {a:+.1f}  p {f.probs.tolist()[index]:.2f}"
+                    for a, f in zip(alphas.tolist(), frames)]
+    else:
+        raise ValueError(f"unknown GIF source {request.source!r}")
+    options = dataclasses.replace(request.options, captions=captions if request.captions else None)
+    yield Progress(step=len(frames), total=len(frames), message="writing the GIF")
+    return save_gif([f.image for f in frames], request.path, options)
