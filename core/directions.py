@@ -40,6 +40,11 @@ class Directions:
     attributes: list[str]
     generator_hash: str
 
+    @property
+    def available(self) -> torch.Tensor:
+        """(A,) bool: attributes with a direction (those the generator both shows and omits)."""
+        return self.vectors.norm(dim=1) > 0.5
+
     def index(self, name: str) -> int:
         try:
             return self.attributes.index(name)
@@ -48,7 +53,7 @@ class Directions:
 
     def conditional(self, target: int, locked: list[int]) -> torch.Tensor:
         """Direction of `target` made orthogonal to every locked attribute's direction."""
-        if self.vectors[target].norm() < 0.5:
+        if not self.available[target]:
             raise ValueError(f"{self.attributes[target]} has no direction: the generator's faces "
                              f"{'always' if self.positive_rate[target] > 0.5 else 'never'} show it")
         return orthogonalise(self.vectors[target], self.vectors[[j for j in locked if j != target]])

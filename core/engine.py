@@ -268,9 +268,9 @@ class Engine:
                 model.to(device)
         self.device = device
 
-    def close(self) -> None:
-        if self.worker is not None:
-            self.worker.shutdown(cancel=True)
+    def close(self, timeout: float = 5.0) -> bool:
+        """Cancel running work and stop the worker thread; True once the thread has stopped."""
+        return self.worker.shutdown(cancel=True, timeout=timeout) if self.worker is not None else True
 
 
 def _relay(job: Iterator, convert: Callable[[Any], Any]) -> Iterator:

@@ -343,7 +343,7 @@ def axis_vector(axis: Axis, vectors: Tensor | None, dim: int) -> Tensor:
     if not 0 <= axis.index < len(vectors):
         raise ValueError(f"attribute index {axis.index} is out of range")
     d = vectors[axis.index].float()
-    if d.norm() < _MIN_DIRECTION_NORM:
+    if d.norm() < _MIN_DIRECTION_NORM:  # the same test as Directions.available
         raise ValueError(f"{axis.label} has no direction: the generator's faces always or never show it")
     return d / d.norm()
 

@@ -256,8 +256,7 @@ class Bridge(QObject):
         for task in list(self._active):
             task.cancel()
         self._closed = True
-        worker = self.engine.worker
-        stopped = worker.shutdown(cancel=True, timeout=timeout) if worker is not None else True
+        stopped = self.engine.close(timeout)
         for task in self._active:
             if task.handle is not None and task.handle.state.finished:
                 task.state = task.handle.state.value
