@@ -115,7 +115,9 @@ def test_ship_then_evaluate_prints_card_table(trained, data_dir, tmp_path):
                        "--encoder", enc["checkpoint"], "--baseline", trained["gan"]["checkpoint"], "--out", str(models)])
     assert {p.name for p in paths} == {"generator.pt", "classifier.pt", "encoder.pt"}
     shipped = load_checkpoint(models / "generator.pt")
-    assert shipped.extra == {} and shipped.train["steps"] == trained["gan"]["steps"]  # resume state dropped
+    source = load_checkpoint(trained["gan"]["checkpoint"])
+    assert source.extra and shipped.extra == {}  # resume state dropped
+    assert shipped.train["steps"] == source.train["steps"]  # the training summary kept
     results = evaluate.evaluate(evaluate.parse_args(["--data", str(data_dir), "--models", str(models),
                                                      "--cache-dir", trained["cache"], "--device", "cpu",
                                                      "--grids", str(tmp_path / "grids")]))

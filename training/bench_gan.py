@@ -21,6 +21,8 @@ from training.train_gan import GanTrainer, parse_args
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = ["--data", "(synthetic)"] if "--data" not in argv else []
+    if "--batch-size" not in argv:
+        extra += ["--batch-size", "128"]  # the reference point: batch 128
     parser_args = parse_args(extra + argv)
     device = init_device(parser_args)
     steps = parser_args.steps or (50 if device.type == "cuda" else 5)

@@ -5,9 +5,13 @@
     python -m training.train_gan --data ... --loss wgan-gp          # Wasserstein + gradient penalty
 
 Losses: `bce` (non-saturating, the DCGAN recipe), `hinge`, `wgan-gp` (critic, λ=10, n_critic=5).
-What helps on only 8,000 faces: DiffAugment on everything D sees, spectral norm in D, an EMA
-of G's weights (its BatchNorm statistics recomputed before use), optional R1 on real images.
-Writes run/generator.pt (EMA weights when used) and run/discriminator.pt, both resumable.
+The defaults are the shipped recipe, chosen by FD_cls on the held-out faces: DCGAN D with
+batch norm and DCGAN init, a resize-conv G (no checkerboard), DiffAugment (colour +
+translation) on everything D sees, an EMA of G's weights (BatchNorm statistics recomputed
+before use), batch 64. Measured against spectral norm in D with colour + translation + cutout,
+same G, on CPU: FD_cls 70.7 vs 115.6 after 1,000 steps (82.6 after 2,000). Also available:
+spectral/layer norm, R1 on real images. Writes run/generator.pt (EMA weights when used) and
+run/discriminator.pt, both resumable.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from training.diffaug import diff_augment, parse_policy
 PRESETS = {
     # The seed recipe (Radford et al.): transposed convs, BN in both nets, BCE, Adam(2e-4, 0.5).
     "plain": dict(loss="bce", upsample="transposed", d_norm="batch", ema=0.0, diffaug="none", r1=0.0,
-                  init="dcgan", epochs=25, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999),
+                  init="dcgan", epochs=25, batch_size=128, lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999),
 }
 
 
@@ -44,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--d-width", type=int, default=64)
     p.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     p.add_argument("--d-norm", choices=("batch", "spectral", "layer", "none"), default=None,
-                   help="default: spectral (bce/hinge), layer (wgan-gp)")
+                   help="default: batch (bce/hinge), layer (wgan-gp)")
     p.add_argument("--lr-g", type=float, default=2e-4)
     p.add_argument("--lr-d", type=float, default=2e-4)
     p.add_argument("--beta1", type=float, default=0.5)
@@ -53,11 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gp", type=float, default=10.0, help="gradient-penalty weight λ (wgan-gp)")
     p.add_argument("--r1", type=float, default=0.0, help="R1 penalty γ on real images (0 = off)")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of G's weights (0 = off)")
-    p.add_argument("--diffaug", default="color,translation,cutout", help="DiffAugment ops, or 'none'")
-    p.add_argument("--init", choices=("default", "dcgan"), default="default",
+    p.add_argument("--diffaug", default="color,translation", help="DiffAugment ops (color, translation, cutout) or 'none'")
+    p.add_argument("--init", choices=("default", "dcgan"), default="dcgan",
                    help="dcgan: conv weights N(0, 0.02), BN scales N(1, 0.02), as in the DCGAN paper")
     p.add_argument("--classifier", default=None, help="classifier checkpoint: report FD_cls at each sample step")
     p.add_argument("--fd-samples", type=int, default=1000)
+    p.set_defaults(batch_size=64, sample_every=1000)
     args = p.parse_args(argv)
     if args.preset:
         preset = PRESETS[args.preset]
@@ -66,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 continue
             setattr(args, key, value)
     if args.d_norm is None:
-        args.d_norm = "layer" if args.loss == "wgan-gp" else "spectral"
+        args.d_norm = "layer" if args.loss == "wgan-gp" else "batch"
     if args.loss == "wgan-gp" and args.d_norm == "batch":
         p.error("batch norm in the critic breaks the gradient penalty; use --d-norm layer, spectral or none")
     if args.n_critic is None:
