@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--step-size", type=float, default=None)
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="preservation weight λ (0 = plain)")
-    p.add_argument("--until", type=float, default=None, help="stop once targets pass this probability")
+    p.add_argument("--until", type=float, default=None,
+                   help="stop once targets pass this probability (0: always run every step)")
     p = sub.add_parser("edit", help="direction edit z + Σ α·d; PNG")
     _common(p, "edit.png")
     p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA")
@@ -150,7 +151,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     if args.lam is not None:
         config.preserve_weight = args.lam
     if args.until is not None:
-        config.until = args.until
+        config.until = args.until or None
     engine = _engine(args)
     outcome = run_inline(engine.steer_job, engine.z_from_seed(args.seed), targets, args.lock, config,
                          on_progress=_progress("steering"))

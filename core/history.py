@@ -344,7 +344,7 @@ def axis_vector(axis: Axis, vectors: Tensor | None, dim: int) -> Tensor:
         raise ValueError(f"attribute index {axis.index} is out of range")
     d = vectors[axis.index].float()
     if d.norm() < _MIN_DIRECTION_NORM:  # the same test as Directions.available
-        raise ValueError(f"{axis.label} has no direction: the generator's faces always or never show it")
+        raise ValueError(f"{axis.label} has no direction: the classifier's reading of it does not change with z")
     return d / d.norm()
 
 

@@ -2,9 +2,15 @@
 
 score(z) = Σᵢ wᵢ·logitᵢ(G(z)) − λ·Σⱼ |logitⱼ(G(z)) − logitⱼ(G(z₀))|
 over target attributes i (w > 0: more, w < 0: less) and preserved attributes j (default all
-others). Each step moves z by `step_size` along the normalised gradient, then puts z back on the
-prior's typical sphere so G never sees an out-of-distribution code. A face stops moving once
-all its targets are reached (`until`), so it is not pushed further than asked.
+others). Each step moves z by `step_size` along the normalised ascent direction, then puts z
+back on the prior's typical sphere so G never sees an out-of-distribution code. A face stops
+moving once all its targets are reached (`until`), so it is not pushed further than asked.
+
+Three measured refinements over plain ascent (see `python main.py eval-control`): the part of
+the preservation gradient that opposes the target is projected out, λ fades to 0 over the
+step budget, and step directions are averaged with momentum. Without them, preserving 39
+attributes stalls hard edits (Bald reached 0–17 % at λ ≥ 0.1 on an early generator); with
+them, success matches plain ascent while the other attributes drift clearly less.
 """
 from __future__ import annotations
 
@@ -22,12 +28,16 @@ from core.latent import renormalise
 @dataclass
 class SteerConfig:
     steps: int = 30
-    step_size: float = 0.4  # length of one step in z (the prior's typical norm is √d ≈ 11.3)
-    preserve_weight: float = 1.0  # λ: 0 is the plain seed method
+    step_size: float = 0.6  # length of one step in z (the prior's typical norm is √d ≈ 11.3)
+    preserve_weight: float = 0.2  # λ (with momentum 0, λ = 0 is the plain seed method)
     # stop a face once every target is reached with this confidence: p > until for 'more',
     # p < 1 - until for 'less' (None: run all steps)
     until: float | None = 0.5
     renormalise: bool = True
+    project_conflicts: bool = True  # False: the plain penalised score, whose gradient may undo the target
+    momentum: float = 0.7  # heavy-ball averaging of the step directions (0 = plain ascent)
+    fade_preservation: bool = True  # λ falls linearly to 0 over the step budget, so a face that needs
+    # a large change (e.g. Bald) still gets there, while quick edits keep the full preservation
 
     def validate(self) -> None:
         if not (isinstance(self.steps, int) and 1 <= self.steps <= 10_000):
@@ -57,6 +67,17 @@ class SteerResult:
     trajectory: torch.Tensor  # (T+1, N, d) on the CPU: z₀ … z_T (for GIFs)
     probs: torch.Tensor  # (T+1, N, A) classifier probabilities along the way
     steps_taken: torch.Tensor  # (N,) steps each face moved before reaching its targets
+
+
+def _without_conflict(g_keep: torch.Tensor, g_target: torch.Tensor) -> torch.Tensor:
+    """Drop, per face, the part of the preservation gradient that points against the target.
+
+    Then the step always raises the target to first order, and λ only decides how much the
+    step also spends on keeping the other attributes (gradient surgery, as in PCGrad).
+    """
+    dot = (g_keep * g_target).sum(1, keepdim=True)
+    scale = dot.clamp(max=0) / g_target.square().sum(1, keepdim=True).clamp_min(1e-20)
+    return g_keep - scale * g_target
 
 
 def parse_targets(targets: dict[int, float], num_attributes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,6 +142,7 @@ def steer(
     steps_taken = torch.zeros(z.shape[0], dtype=torch.long)
     trajectory, probs = [z0.cpu()], [torch.sigmoid(logits0).cpu()]
     step = 0
+    velocity = torch.zeros_like(z)
     while True:
         # one forward with grad per step: its logits both report the last move and drive the next
         z_var = z.detach().requires_grad_(True)
@@ -135,13 +157,25 @@ def steer(
                             images=to_uint8(image).cpu())
         if step == config.steps or not active.any():
             break
-        score = (logits_var * weights).sum(1)
         if config.preserve_weight > 0 and keep.any():
-            score = score - config.preserve_weight * ((logits_var - logits0).abs() * keep).sum(1)
-        (grad,) = torch.autograd.grad(score.sum(), z_var)
+            # d score / d logits for the target part and for the preservation part, pulled back to z
+            # in one batched backward pass
+            d_target = weights.expand_as(logits_var)
+            d_keep = -torch.sign(logits_var.detach() - logits0) * keep
+            g_target, g_keep = torch.autograd.grad(logits_var, z_var, torch.stack([d_target, d_keep]),
+                                                   is_grads_batched=True)[0]
+            if config.project_conflicts:
+                g_keep = _without_conflict(g_keep, g_target)
+            lam = config.preserve_weight * ((1 - step / config.steps) if config.fade_preservation else 1.0)
+            grad = g_target + lam * g_keep
+        else:
+            (grad,) = torch.autograd.grad(logits_var, z_var, weights.expand_as(logits_var))
         grad = torch.nan_to_num(grad)
-        move = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12) * config.step_size
-        moved = z + move
+        heading = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        if config.momentum > 0:  # keep going the way it was going: crosses flat or bumpy stretches
+            velocity = config.momentum * velocity + heading
+            heading = velocity / velocity.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        moved = z + heading * config.step_size
         if config.renormalise:
             moved = renormalise(moved)
         z = torch.where(active.unsqueeze(1), moved, z).detach()

@@ -96,7 +96,7 @@ def write_tiny_models(folder: Path, z_dim: int = 16, seed: int = 0) -> Path:
     save_checkpoint(folder / "classifier.pt", "classifier", cls, attributes=CELEBA_40)
     save_checkpoint(folder / "encoder.pt", "encoder", enc)
     directions = run_inline(fit_directions, gen.requires_grad_(False), cls.requires_grad_(False), CELEBA_40,
-                            FitConfig(samples=600, batch_size=200, iterations=50))
+                            FitConfig(samples=600, batch_size=200))
     save_directions(directions, folder / "directions.pt")
     return folder
 
@@ -127,7 +127,7 @@ def make_window(qtbot, tiny_models, tmp_path):
         window = MainWindow(engine, settings=settings)
         window.steer_config = SteerConfig(steps=6, until=None)
         window.invert_config = InvertConfig(steps=3)
-        window.fit_config = FitConfig(samples=400, batch_size=200, iterations=20)
+        window.fit_config = FitConfig(samples=400, batch_size=200)
         qtbot.addWidget(window)
         window.show()
         if wait:

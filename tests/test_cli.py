@@ -36,7 +36,7 @@ def test_generate_writes_grid(capsys, tiny_models, tmp_path):
 def test_steer_writes_gif_with_one_frame_per_step(capsys, tiny_models, tmp_path):
     out = tmp_path / "s.gif"
     code, text, _ = run(capsys, "steer", "--models", str(tiny_models), "--device", "cpu", "--seed", "2",
-                        "--more", "Smiling", "--steps", "5", "--until", "0.99", "--lambda", "0",
+                        "--more", "Smiling", "--steps", "5", "--until", "0", "--lambda", "0",
                         "--size", "64", "--captions", "--out", str(out))
     assert code == 0 and "Smiling" in text and "->" in text
     with Image.open(out) as gif:

@@ -7,6 +7,7 @@ towards it. Success: p > 0.5 within 30 steering steps (or for some α ≤ --max-
 |Δp| over the other 39 attributes, measured where each face stops. Steering is run with λ = 0
 (the plain classifier-gradient method) and with the default λ; direction edits take, per face,
 the smallest α on a grid that reaches the target (as a user stops the slider once it flips).
+"Plain" is the seed method: gradient ascent on the target logit alone (λ = 0, no momentum).
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--alpha-step", type=float, default=0.25)
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--attributes", nargs="*", default=ATTRIBUTES)
+    p.add_argument("--lambda", dest="lam", type=float, default=None, help="preservation weight (default: the app's)")
+    p.add_argument("--step-size", type=float, default=None, help="steering step (default: the app's)")
+    p.add_argument("--momentum", type=float, default=None, help="steering momentum (default: the app's)")
     return p.parse_args(argv)
 
 
@@ -99,7 +103,13 @@ def evaluate(args: argparse.Namespace) -> dict:
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
     default = SteerConfig(steps=args.steps)
-    plain = replace(default, preserve_weight=0.0)
+    if args.lam is not None:
+        default.preserve_weight = args.lam
+    if args.step_size is not None:
+        default.step_size = args.step_size
+    if args.momentum is not None:
+        default.momentum = args.momentum
+    plain = replace(default, preserve_weight=0.0, momentum=0.0)  # the seed method: plain gradient ascent
     rows = {}
     for name in args.attributes:
         attr = engine.attribute_index(name)
@@ -116,8 +126,9 @@ def evaluate(args: argparse.Namespace) -> dict:
 
 def markdown(results: dict) -> str:
     lam = results["lambda"]
-    lines = [f"Steering ≤ {results['steps']} steps · default λ = {lam:g} · {results['device']}", "",
-             f"| attribute | faces | success λ=0 | drift λ=0 | success λ={lam:g} | drift λ={lam:g} | "
+    lines = [f"Steering ≤ {results['steps']} steps · plain = λ 0, no momentum · default λ = {lam:g} · "
+             f"{results['device']}", "",
+             f"| attribute | faces | success plain | drift plain | success λ={lam:g} | drift λ={lam:g} | "
              "success direction | drift direction | median α |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["rows"].items():
