@@ -6,6 +6,8 @@ code: every face, steering run, inversion, canvas map and export is a job submit
 """
 from __future__ import annotations
 
+import dataclasses
+
 import random
 from pathlib import Path
 from typing import Any
@@ -84,7 +86,7 @@ class MainWindow(QMainWindow):
         self.start_frame: Frame | None = None  # the "before" face: where this editing session started
         self._start_state: EditState | None = None
         self.directions_available: list[bool] | None = None
-        self.steer_config = SteerConfig()
+        self.steer_config = SteerConfig(until=0.9)
         self.invert_config = InvertConfig()
         self.fit_config = FitConfig()
         self.last_steer: SteerOutcome | None = None
@@ -511,7 +513,7 @@ class MainWindow(QMainWindow):
         label = f"{'more' if sign > 0 else 'less'} {display_name(name)}"
         self.last_attribute = name
         task = self.bridge.submit(steer_face, self.engine, origin, {name: float(sign)}, origin.locked_list or None,
-                                  self.steer_config, name=f"steering ({label})", long=True)
+                                  self._steer_config_for(name, sign), name=f"steering ({label})", long=True)
         task.progress.connect(lambda item, t=task: self._on_steer_progress(t, label, item))
         task.succeeded.connect(lambda out, t=task: self._on_steered(t, origin, name, label, out))
         task.failed.connect(lambda exc, t=task: self._on_face_task_failed(t, f"Steering ({label}) failed: {exc}"))
@@ -521,6 +523,16 @@ class MainWindow(QMainWindow):
         self.face_view.set_badge(f"{label}…")
         self.status_text.setText(f"Steering: {label}…")
         return task
+
+    def _steer_config_for(self, name: str, sign: int) -> SteerConfig:
+        """"More" means confidently more: steer until p passes 0.9 (0.1 for "less"); a face that is
+        already there gets a short push further instead of a run that stops at once."""
+        config = dataclasses.replace(self.steer_config)
+        if self.frame is not None and config.until is not None:
+            p = float(self.frame.probs[self.engine.attribute_index(name)])
+            if (p > config.until) if sign > 0 else (p < 1 - config.until):
+                config = dataclasses.replace(config, until=None, steps=max(1, config.steps // 3))
+        return config
 
     def _on_steer_progress(self, task: Task, label: str, item: Any) -> None:
         if task is not self._face_task or not isinstance(item, Progress) or item.frame is None:
