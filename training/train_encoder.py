@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--w-latent", type=float, default=1.0, help="weight of ‖E(G(z)) − z‖²")
     p.add_argument("--w-pixel", type=float, default=1.0)
-    p.add_argument("--w-feature", type=float, default=0.5)
+    p.add_argument("--w-feature", type=float, default=0.2)
     p.add_argument("--w-prior", type=float, default=0.1, help="keeps ‖E(x)‖²/d near 1 on real photos")
     args = p.parse_args(argv)
     if args.smoke:
