@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--w-pixel", type=float, default=1.0)
     p.add_argument("--w-feature", type=float, default=0.2)
     p.add_argument("--w-prior", type=float, default=0.1, help="keeps ‖E(x)‖²/d near 1 on real photos")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="time budget: the cosine schedule follows whichever of steps or time runs out first")
     args = p.parse_args(argv)
     if args.smoke:
         args.width = 8
@@ -84,8 +86,12 @@ def train(args: argparse.Namespace) -> dict:
     show = to_model_range(data.heldout_images[:32])
     encoder.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="encoder", unit="step", disable=args.smoke)
+    budget_s = 60 * args.max_minutes if args.max_minutes else None
     for step in bar:
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        progress = step / steps
+        if budget_s is not None:
+            progress = max(progress, (time.time() - t0) / budget_s)
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in opt.param_groups:
             group["lr"] = lr
         z = torch.randn(half, z_dim, device=device)
@@ -106,7 +112,8 @@ def train(args: argparse.Namespace) -> dict:
         sums += torch.stack([loss.detach(), latent.detach(), img[half:].detach().mean()])
         n_sum += 1
         done = step + 1
-        if done % args.log_every == 0 or done == steps:
+        out_of_time = budget_s is not None and time.time() - t0 >= budget_s
+        if done % args.log_every == 0 or done == steps or out_of_time:
             l_all, l_lat, l_real = (sums / n_sum).tolist()
             if not math.isfinite(l_all):
                 raise SystemExit(f"training diverged at step {done} (loss is NaN/inf); lower --lr")
@@ -116,7 +123,7 @@ def train(args: argparse.Namespace) -> dict:
             bar.set_postfix(loss=f"{l_all:.4f}", latent=f"{l_lat:.3f}")
             sums.zero_()
             n_sum = 0
-        if done % args.sample_every == 0 or done == steps:
+        if done % args.sample_every == 0 or done == steps or out_of_time:
             value = heldout_psnr(encoder, gen, data.heldout_images)
             result = {"heldout_psnr_db": round(value, 2)}
             log.write(done, **result)
@@ -130,6 +137,9 @@ def train(args: argparse.Namespace) -> dict:
                                     generator_hash=g_hash, heldout=result)
             save_checkpoint(path, "encoder", encoder, attributes=data.attribute_names, train=summary,
                             extra={"resume": {"step": done, "opt": opt.state_dict()}})
+        if out_of_time:
+            tqdm.write(f"time budget of {args.max_minutes:g} min used up at step {done}")
+            break
     print(f"done: held-out PSNR {result.get('heldout_psnr_db', float('nan')):.2f} dB "
           f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
     return {"steps": steps, "history": history, "checkpoint": str(path), **result}
