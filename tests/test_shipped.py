@@ -10,7 +10,7 @@ import torch
 from conftest import shared_data
 from core.directions import load_directions
 from core.engine import MODELS_DIR, Engine
-from core.inversion import InvertConfig
+from core.inversion import FaceCrop, InvertConfig
 from core.metrics import psnr
 from core.steering import SteerConfig, steer
 from core.worker import run_inline
@@ -58,21 +58,12 @@ def test_steering_raises_target_and_preservation_reduces_drift(engine):
 def test_inverting_a_generated_face_recovers_it(engine):
     z_true = engine.z_from_seed(77)
     target = engine.render(z_true)[0]
-    result = run_inline(engine.invert_job, _png(target.image), InvertConfig(steps=100)).result
+    face = FaceCrop(image=target.image, box=(0, 0, 64, 64), face=None)  # already a 64-px face: no re-framing
+    result = run_inline(engine.invert_job, face, InvertConfig(steps=100)).result
     x = target.image.float().unsqueeze(0) / 127.5 - 1
     assert float(psnr(result.image, x)[0]) >= 24.0
     recovered = engine.render(result.z)[0]
     assert (recovered.probs - target.probs).abs().mean() < 0.08
-
-
-def _png(image: torch.Tensor) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def test_model_card_bars_on_real_data(tmp_path):

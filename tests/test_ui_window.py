@@ -2,6 +2,8 @@
 random faces and seeds, snapshots, before/after, search, responsiveness, cancelling, closing."""
 from __future__ import annotations
 
+import dataclasses
+
 import time
 
 import pytest
@@ -115,7 +117,8 @@ def test_lock_and_steer_keeps_locked_probabilities(make_window, qtbot):
     drift = (end.probs[idx] - start.probs[idx]).abs().max().item()
     assert drift < 0.2, drift  # locked attributes stay within tolerance (untrained tiny models: ~0.13)
     # exactly the engine's steering with the lock toggles as the preserved set
-    direct = run_inline(w.engine.steer_job, start.z, {target: 1.0}, sorted(locked), w.steer_config)
+    direct = run_inline(w.engine.steer_job, start.z, {target: 1.0}, sorted(locked),
+                        dataclasses.replace(w.steer_config, fade_preservation=False, momentum=0.0))
     assert torch.allclose(end.z, direct.frames[-1].z, atol=1e-5)
     # the probability bars show the steered face; the sliders restart from 0 on the new base
     assert panel.probability(target) == pytest.approx(float(end.probs[t]), abs=1e-3)

@@ -526,8 +526,12 @@ class MainWindow(QMainWindow):
 
     def _steer_config_for(self, name: str, sign: int) -> SteerConfig:
         """"More" means confidently more: steer until p passes 0.9 (0.1 for "less"); a face that is
-        already there gets a short push further instead of a run that stops at once."""
+        already there gets a short push further instead of a run that stops at once. Locked
+        attributes are preserved with full weight for the whole run (λ ≥ 1, no fading, no momentum)."""
         config = dataclasses.replace(self.steer_config)
+        if self.state is not None and self.state.locked:  # the user asked to keep these: hold them all the way
+            config = dataclasses.replace(config, fade_preservation=False, momentum=0.0,
+                                         preserve_weight=max(config.preserve_weight, 1.0))
         if self.frame is not None and config.until is not None:
             p = float(self.frame.probs[self.engine.attribute_index(name)])
             if (p > config.until) if sign > 0 else (p < 1 - config.until):
