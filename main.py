@@ -145,13 +145,10 @@ def cmd_steer(args: argparse.Namespace) -> int:
     targets = {**{a: 1.0 for a in args.more}, **{a: -1.0 for a in args.less}}
     if not targets:
         raise ValueError("say what to change: --more ATTR and/or --less ATTR")
-    config = SteerConfig(steps=args.steps)
-    if args.step_size is not None:
-        config.step_size = args.step_size
-    if args.lam is not None:
-        config.preserve_weight = args.lam
-    if args.until is not None:
-        config.until = args.until or None
+    config = SteerConfig(steps=args.steps).override(step_size=args.step_size, preserve_weight=args.lam,
+                                                    until=args.until)
+    if args.until == 0:
+        config.until = None  # 0: always run every step
     engine = _engine(args)
     outcome = run_inline(engine.steer_job, engine.z_from_seed(args.seed), targets, args.lock, config,
                          on_progress=_progress("steering"))

@@ -15,7 +15,7 @@ them, success matches plain ascent while the other attributes drift clearly less
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import torch
@@ -38,6 +38,10 @@ class SteerConfig:
     momentum: float = 0.7  # heavy-ball averaging of the step directions (0 = plain ascent)
     fade_preservation: bool = True  # λ falls linearly to 0 over the step budget, so a face that needs
     # a large change (e.g. Bald) still gets there, while quick edits keep the full preservation
+
+    def override(self, **values: object) -> "SteerConfig":
+        """A copy with the given fields replaced; None means "keep" (unset command-line options)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
 
     def validate(self) -> None:
         if not (isinstance(self.steps, int) and 1 <= self.steps <= 10_000):

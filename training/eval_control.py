@@ -102,13 +102,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     if engine.directions is None:
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
-    default = SteerConfig(steps=args.steps)
-    if args.lam is not None:
-        default.preserve_weight = args.lam
-    if args.step_size is not None:
-        default.step_size = args.step_size
-    if args.momentum is not None:
-        default.momentum = args.momentum
+    default = SteerConfig(steps=args.steps).override(preserve_weight=args.lam, step_size=args.step_size,
+                                                     momentum=args.momentum)
     plain = replace(default, preserve_weight=0.0, momentum=0.0)  # the seed method: plain gradient ascent
     rows = {}
     for name in args.attributes:
