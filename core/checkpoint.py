@@ -186,7 +186,13 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 
 def state_hash(model: nn.Module) -> str:
-    """Short content hash of a model's weights: pairs an encoder or a directions file with its G."""
+    """Short content hash of a model's weights: pairs an encoder or a directions file with its G.
+
+    A copy made by `core.models.prepare_for_inference` answers with the hash of its source.
+    """
+    source = getattr(model, "source_hash", None)
+    if isinstance(source, str):
+        return source
     h = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())

@@ -20,6 +20,7 @@ from core.data import default_cache_dir, open_image, to_uint8
 from core.device import describe, resolve_device
 from core.directions import Directions, FitConfig, fit_directions, load_directions, save_directions
 from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
+from core.models import prepare_for_inference
 from core.steering import SteerConfig, SteerResult, steer
 from core.worker import JobHandle, Worker
 
@@ -77,7 +78,7 @@ class Engine:
         self.device = resolve_device(device)
         self.generator = self._load("generator.pt", "generator")
         classifier_ck = load_checkpoint(self.models_dir / "classifier.pt", "classifier", self.device)
-        self.classifier = classifier_ck.model
+        self.classifier = prepare_for_inference(classifier_ck.model)
         self.attributes: list[str] = classifier_ck.attributes
         encoder_path = self.models_dir / "encoder.pt"
         self.encoder = self._load("encoder.pt", "encoder") if encoder_path.exists() else None
@@ -91,7 +92,7 @@ class Engine:
         self.load_time_s = time.perf_counter() - t0
 
     def _load(self, name: str, kind: str) -> torch.nn.Module:
-        return load_checkpoint(self.models_dir / name, kind, self.device).model
+        return prepare_for_inference(load_checkpoint(self.models_dir / name, kind, self.device).model)
 
     @property
     def z_dim(self) -> int:

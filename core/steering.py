@@ -163,11 +163,11 @@ def steer(
             break
         if config.preserve_weight > 0 and keep.any():
             # d score / d logits for the target part and for the preservation part, pulled back to z
-            # in one batched backward pass
-            d_target = weights.expand_as(logits_var)
+            # by two backward passes over one graph (measured faster at batch 1 on a CPU than one
+            # vmapped pass with is_grads_batched, or a forward on the batch doubled)
             d_keep = -torch.sign(logits_var.detach() - logits0) * keep
-            g_target, g_keep = torch.autograd.grad(logits_var, z_var, torch.stack([d_target, d_keep]),
-                                                   is_grads_batched=True)[0]
+            (g_target,) = torch.autograd.grad(logits_var, z_var, weights.expand_as(logits_var), retain_graph=True)
+            (g_keep,) = torch.autograd.grad(logits_var, z_var, d_keep)
             if config.project_conflicts:
                 g_keep = _without_conflict(g_keep, g_target)
             lam = config.preserve_weight * ((1 - step / config.steps) if config.fade_preservation else 1.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.checkpoint import CheckpointError
+from core.checkpoint import CheckpointError, load_checkpoint
 from core.data import ImageLoadError
 from core.directions import load_directions, orthogonalise
 from core.engine import Engine, Notice, Progress
@@ -122,10 +122,11 @@ def test_direction_edit_with_lock_keeps_locked_component(engine):
 def test_directions_are_refitted_for_another_generator(tiny_models, tmp_path):
     eng = Engine(tiny_models, device="cpu", start_worker=False, directions_cache=tmp_path)
     assert load_directions(tiny_models / "directions.pt", eng.generator).generator_hash == eng.generator_hash
+    changed = load_checkpoint(tiny_models / "generator.pt", "generator").model
     with torch.no_grad():
-        eng.generator.to_rgb[0][1].bias.add_(0.1)  # a changed generator
+        changed.to_rgb[0][1].bias.add_(0.1)  # a changed generator
     with pytest.raises(CheckpointError, match="another generator"):
-        load_directions(tiny_models / "directions.pt", eng.generator)
+        load_directions(tiny_models / "directions.pt", changed)
 
 
 def test_cancel_stops_a_running_steering_job(engine):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.checkpoint import state_hash
 from core.models import (
     Classifier,
     ClassifierConfig,
@@ -14,6 +15,7 @@ from core.models import (
     Generator,
     GeneratorConfig,
     config_from_dict,
+    prepare_for_inference,
 )
 
 
@@ -72,3 +74,36 @@ def test_config_from_untrusted_metadata_is_validated(cls, data, message):
 def test_config_round_trip():
     cfg = GeneratorConfig(z_dim=32, width=16, upsample="transposed")
     assert config_from_dict(GeneratorConfig, cfg.__dict__.copy()) == cfg
+
+
+def _with_trained_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial BN statistics, as after training, so folding has something to get wrong."""
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) * 2 - 1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Generator(GeneratorConfig(width=8)), (3, 128)),
+    (lambda: Generator(GeneratorConfig(width=8, upsample="transposed")), (3, 128)),
+    (lambda: Classifier(ClassifierConfig(width=8)), (3, 3, 64, 64)),
+    (lambda: Encoder(EncoderConfig(width=8)), (3, 3, 64, 64)),
+])
+def test_inference_copy_folds_batchnorm_without_changing_outputs_or_gradients(make, shape):
+    model = _with_trained_batchnorm(make())
+    fast = prepare_for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    assert state_hash(fast) == state_hash(model)  # directions fitted for the original still pair
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y, y2 = model(x), fast(x2)
+    assert torch.allclose(y, y2, atol=1e-4), (y - y2).abs().max()
+    (g,) = torch.autograd.grad(y.square().sum(), x)
+    (g2,) = torch.autograd.grad(y2.square().sum(), x2)
+    assert torch.allclose(g, g2, atol=1e-3, rtol=1e-3)
