@@ -28,7 +28,7 @@ from core.latent import renormalise
 @dataclass
 class SteerConfig:
     steps: int = 30
-    step_size: float = 0.6  # length of one step in z (the prior's typical norm is √d ≈ 11.3)
+    step_size: float = 0.8  # length of one step in z (the prior's typical norm is √d ≈ 11.3)
     preserve_weight: float = 0.2  # λ (with momentum 0, λ = 0 is the plain seed method)
     # stop a face once every target is reached with this confidence: p > until for 'more',
     # p < 1 - until for 'less' (None: run all steps)
