@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("directions", help="fit the latent directions of the generator and save them")
     p.add_argument("--models", default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--samples", type=int, default=20_000)
+    p.add_argument("--samples", type=int, default=None, help="generated faces to fit on (default 200,000)")
     p.add_argument("--out", default=None, help="default: the user cache (resources/models/directions.pt to ship)")
     p = sub.add_parser("info", help="print a checkpoint's metadata")
     p.add_argument("checkpoint")
@@ -238,11 +238,15 @@ def cmd_directions(args: argparse.Namespace) -> int:
     from core.worker import run_inline
 
     engine = _engine(args)
-    directions = run_inline(engine.fit_directions_job, FitConfig(samples=args.samples), args.out,
-                            on_progress=_progress("fitting"))
-    acc = directions.val_accuracy
-    print(f"fitted {len(directions.attributes)} directions; boundary validation accuracy mean {100 * acc.mean():.1f} %, "
-          f"min {100 * acc.min():.1f} % ({directions.attributes[int(acc.argmin())]})")
+    config = FitConfig() if args.samples is None else FitConfig(samples=args.samples)
+    directions = run_inline(engine.fit_directions_job, config, args.out, on_progress=_progress("fitting"))
+    acc, names = directions.val_accuracy, directions.attributes
+    print(f"fitted {len(names)} directions; boundary validation accuracy mean {100 * acc.mean():.1f} %, "
+          f"min {100 * acc.min():.1f} % ({names[int(acc.argmin())]})")
+    balanced = directions.val_balanced_accuracy
+    if balanced is not None:
+        print(f"balanced accuracy (mean of the two class recalls) mean {100 * balanced.mean():.1f} %, "
+              f"min {100 * balanced.min():.1f} % ({names[int(balanced.argmin())]})")
     return 0
 
 
