@@ -344,3 +344,44 @@ def test_canvas_axes_can_be_principal_components_or_random(make_window, qtbot):
     w.canvas_panel.select_axes("Smiling", "Smiling")  # the same axis twice: a message, no crash
     settle(w, qtbot)
     assert "same way" in w.message()
+
+
+def _drag_to_end(w, qtbot, name: str, sign: int) -> None:
+    slider = w.attribute_panel.rows[name].slider
+    slider.sliderPressed.emit()
+    slider.setValue(sign * SLIDER_STEPS)
+    slider.sliderReleased.emit()
+    settle(w, qtbot)
+
+
+def test_slider_at_its_end_short_of_the_attribute_offers_steering(make_window, qtbot):
+    w = make_window()
+    origin, z = w.state, w.frame.z
+
+    def falls_short(name: str, sign: int) -> bool:  # what the engine says the slider's end gives
+        p = float(w.engine.edit_job(z, {name: sign * MAX_ALPHA}).probs[w.engine.attribute_index(name)])
+        return (p < 0.5) if sign > 0 else (p > 0.5)
+
+    ends = [(n, s) for n in w.engine.attributes for s in (+1, -1)]
+    short = next(end for end in ends if falls_short(*end))
+    reached = next(end for end in ends if not falls_short(*end))
+    _drag_to_end(w, qtbot, *reached)
+    assert "slider is at its end" not in w.message()
+    w._restore(origin)
+    settle(w, qtbot)
+    name, sign = short
+    _drag_to_end(w, qtbot, name, sign)
+    word = "more" if sign > 0 else "less"
+    assert "slider is at its end" in w.message()
+    assert w.message_bar.action.text().startswith(f"Steer {word}")
+    w.message_bar.action.click()  # the hint's button runs the steering it names
+    assert w._face_task is not None and word in w._face_task.name
+    settle(w, qtbot, timeout=60_000)
+    # half-way along the slider there is no hint, whatever the face reads
+    w.message_bar.dismiss()
+    slider = w.attribute_panel.rows[name].slider
+    slider.sliderPressed.emit()
+    slider.setValue(sign * SLIDER_STEPS // 2)
+    slider.sliderReleased.emit()
+    settle(w, qtbot)
+    assert "slider is at its end" not in w.message()

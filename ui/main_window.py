@@ -23,7 +23,7 @@ from core.export import save_png
 from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
 from core.inversion import FaceCrop, InvertConfig
 from core.steering import SteerConfig
-from ui.attribute_panel import AttributePanel, display_name
+from ui.attribute_panel import MAX_ALPHA, AttributePanel, display_name
 from ui.bridge import Bridge, Task
 from ui.face_view import FaceView
 from ui.gif_dialog import GifDialog, GifSources
@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.last_steer: SteerOutcome | None = None
         self.last_steer_targets: list[str] = []
         self.last_attribute: str | None = None
+        self._reach_check: str | None = None  # a slider just released: say so if its end falls short
         self.canvas_map: CanvasMap | None = None
         self.live_frames = 0  # live frames shown from steering / inversion (for tests and curiosity)
         self.gif_dialog: GifDialog | None = None
@@ -296,7 +297,7 @@ class MainWindow(QMainWindow):
         panel = self.attribute_panel
         panel.alpha_changed.connect(self._on_alpha)
         panel.slider_pressed.connect(lambda _name: self.history.seal())
-        panel.slider_released.connect(lambda _name: self.history.seal())
+        panel.slider_released.connect(self._on_slider_released)
         panel.lock_toggled.connect(self._on_lock)
         panel.steer_requested.connect(self.steer)
         panel.reset_requested.connect(self.reset_strengths)
@@ -413,6 +414,9 @@ class MainWindow(QMainWindow):
             self.start_frame = frame
         self._display_current()
         self._update_actions()
+        if self._reach_check is not None and not self.bridge.has_pending("face"):
+            name, self._reach_check = self._reach_check, None
+            self._hint_if_unreached(name)
         self.face_shown.emit()
 
     def _previewing(self) -> bool:
@@ -471,6 +475,34 @@ class MainWindow(QMainWindow):
             alphas[name] = alpha
         self.last_attribute = name
         self._apply(self.state.derive(f"{display_name(name)} {alpha:+.1f}", alphas=alphas), merge=("alpha", name))
+
+    def _on_slider_released(self, name: str) -> None:
+        self.history.seal()
+        self._reach_check = name
+        if self.is_ready():  # the last value is already on screen
+            self._reach_check = None
+            self._hint_if_unreached(name)
+
+    def _hint_if_unreached(self, name: str) -> None:
+        """A slider at its end that still leaves the face on the wrong side of 0.5: point to steering.
+
+        Straight lines in z fall short for rare attributes (Bald, Mustache: about half the faces,
+        resources/MODELS.md); steering follows the classifier and gets there.
+        """
+        if self.state is None or self.frame is None or self.frame_state is not self.state:
+            return
+        alpha = self.state.edits.get(name, 0.0)
+        if abs(alpha) < MAX_ALPHA - 1e-6:
+            return
+        p = float(self.frame.probs[self.engine.attribute_index(name)])
+        sign = 1 if alpha > 0 else -1
+        if (p >= 0.5) if sign > 0 else (p <= 0.5):
+            return
+        label = display_name(name)
+        word = "more" if sign > 0 else "less"
+        self.show_message(f"The {label} slider is at its end and the face reads {100 * p:.0f} % {label}: a straight "
+                          f"line in z does not reach it for every face. Steering follows the classifier.", "info",
+                          action=(f"Steer {word} {label}", lambda: self.steer(name, sign)))
 
     def _on_lock(self, name: str, on: bool) -> None:
         if self.state is None:
