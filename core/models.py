@@ -350,9 +350,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every eval-mode BatchNorm2d into the conv/linear layer before it, in place.
 
     Patterns (inside nn.Sequential): layer→BN, Sequential(…, layer)→BN (an upsampling block) and
-    Linear→Unflatten→BN (the generator's stem). Removes a third of the ops a frozen model runs,
-    which is most of a batch-1 step's cost on a CPU. Only for frozen models: the BN statistics
-    are baked in.
+    Linear→Unflatten→BN (the generator's stem). At batch 1 on a CPU a step's cost is mostly
+    per-op overhead, so every op removed counts. Only for frozen models: the BN statistics are
+    baked in.
     """
     for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
         for i in range(1, len(seq)):
