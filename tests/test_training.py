@@ -10,6 +10,7 @@ import torch
 from conftest import write_celeba
 from core.checkpoint import load_checkpoint
 from training import bench_gan, train_classifier, train_encoder, train_gan
+from training.common import BatchSampler, balance_weights, parse_balance
 from training.diffaug import diff_augment, parse_policy
 
 
@@ -54,6 +55,41 @@ def test_gan_resume_continues_from_saved_step(trained, data_dir):
     assert [h["step"] for h in result["history"]] == list(range(1, 10))  # history continued, not restarted
 
 
+def test_balance_weights_raise_a_rare_attribute_to_about_the_asked_share():
+    names = ["Bald", "Male", "Smiling"]
+    labels = torch.zeros(1000, 3)
+    labels[:20, 0] = 1  # 2 % bald
+    labels[:400, 1] = 1
+    weights = balance_weights(labels, names, {"Bald": 0.2})
+    assert weights[:20].eq(10).all() and weights[20:].eq(1).all()  # 0.2 / 0.02
+    images = torch.arange(1000, dtype=torch.uint8).view(1000, 1, 1, 1).expand(1000, 3, 2, 2).contiguous()
+    torch.manual_seed(0)
+    sampler = BatchSampler(images, 100, labels=labels, flip=False, weights=weights)
+    drawn = torch.cat([sampler.next()[1][:, 0] for _ in range(200)])
+    share = drawn.mean().item()
+    assert 0.14 < share < 0.22  # 200 / 1180 ≈ 0.17 expected, vs 0.02 unweighted
+    assert balance_weights(labels, names, {"Male": 0.2}).eq(1).all()  # already common: untouched
+    with pytest.raises(ValueError, match="unknown attribute"):
+        balance_weights(labels, names, {"Baldness": 0.2})
+    assert parse_balance("Bald:0.3, Mustache", 0.15) == {"Bald": 0.3, "Mustache": 0.15}
+    with pytest.raises(ValueError, match="ATTRIBUTE:RATE"):
+        parse_balance("Bald:lots", 0.15)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        balance_weights(labels, names, {"Bald": 2.0})
+    with pytest.raises(ValueError, match="finite"):
+        BatchSampler(images, 10, weights=torch.full((1000,), float("nan")))
+
+
+def test_gan_balance_option_trains_and_rejects_unknown_attribute(trained, data_dir):
+    result = train_gan.main(["--data", str(data_dir), "--out", str(trained["out"] / "bal"), "--smoke",
+                             "--cache-dir", trained["cache"], "--steps", "2", "--balance", "Smiling", "--balance-rate", "0.9"])
+    assert result["steps"] == 2
+    assert load_checkpoint(result["checkpoint"], "generator").train["args"]["balance"] == "Smiling"
+    with pytest.raises(SystemExit, match="unknown attribute"):
+        train_gan.main(["--data", str(data_dir), "--out", str(trained["out"] / "bal2"), "--smoke",
+                        "--cache-dir", trained["cache"], "--steps", "2", "--balance", "Smilingg"])
+
+
 def test_gan_wgan_gp_and_plain_preset_run(trained, data_dir):
     for extra in (["--loss", "wgan-gp", "--n-critic", "2"], ["--preset", "plain"], ["--loss", "hinge", "--r1", "1"]):
         name = extra[1]
@@ -83,6 +119,12 @@ def test_encoder_smoke_writes_checkpoint_and_loss_moves(trained, data_dir):
     losses = _losses(result["history"], "loss")
     assert len(losses) == 6 and losses[-1] < losses[0]
     assert "heldout_psnr_db" in ck.train["heldout"] and "generator_hash" in ck.train
+    # --init starts from those weights: its first loss is the trained one, not a fresh encoder's
+    again = train_encoder.main([
+        "--data", str(data_dir), "--out", str(trained["out"] / "enc_init"), "--smoke", "--cache-dir", trained["cache"],
+        "--generator", trained["gan"]["checkpoint"], "--classifier", trained["cls"]["checkpoint"], "--steps", "2",
+        "--init", result["checkpoint"]])
+    assert _losses(again["history"], "loss")[0] < losses[0]
 
 
 def test_bench_reports_configured_batch():
@@ -102,6 +144,19 @@ def test_diffaugment_is_differentiable_and_shared_policy_parses():
     cut = diff_augment(torch.ones(8, 3, 16, 16), ("cutout",))
     zero_frac = (cut == 0).float().mean().item()
     assert 0.1 < zero_frac < 0.4  # a half-side square (a quarter of the area, less at the borders)
+
+
+def test_positive_share_counts_what_the_classifier_calls_present():
+    from training.evaluate import positive_share
+
+    class Brightness(torch.nn.Module):  # attribute 0: a bright image; attribute 1: never
+        def forward(self, x):
+            return torch.stack([x.mean((1, 2, 3)), torch.full((len(x),), -1.0)], 1)
+
+    images = torch.zeros(30, 3, 4, 4, dtype=torch.uint8)
+    images[:12] = 255
+    assert positive_share(Brightness(), images, batch=7).tolist() == pytest.approx([0.4, 0.0])
+    assert positive_share(Brightness(), torch.ones(5, 3, 4, 4)).tolist() == [1.0, 0.0]  # model-range floats as given
 
 
 def test_ship_then_evaluate_prints_card_table(trained, data_dir, tmp_path):
@@ -130,6 +185,11 @@ def test_ship_then_evaluate_prints_card_table(trained, data_dir, tmp_path):
     # an almost untrained generator is much farther from real faces than real faces are from each other
     assert results["fd_generator"] > results["fd_real_floor"]
     assert results["fd_baseline"] == pytest.approx(results["fd_generator"], rel=1e-3)  # same model, same seed
+    shares = results["coverage"]["per_attribute"]
+    assert set(shares) == set(load_checkpoint(models / "classifier.pt").attributes)
+    assert all(0.0 <= r <= 1.0 and 0.0 <= g <= 1.0 for r, g in shares.values())
+    table = evaluate.markdown(results)
+    assert "| Smiling |" in table and "generated share" in table
     assert 0.0 <= results["classifier"]["mean_accuracy"] <= 1.0
     table = evaluate.markdown(results)
     for row in ("classifier mean accuracy", "FD_cls generator", "shipped / baseline", "real vs real", "encoder PSNR"):

@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--w-pixel", type=float, default=1.0)
     p.add_argument("--w-feature", type=float, default=0.2)
     p.add_argument("--w-prior", type=float, default=0.1, help="keeps ‖E(x)‖²/d near 1 on real photos")
+    p.add_argument("--init", default=None, help="start from this encoder's weights (fresh optimiser and schedule): "
+                   "for a generator that was fine-tuned, not retrained")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget: the cosine schedule follows whichever of steps or time runs out first")
     args = p.parse_args(argv)
@@ -65,7 +67,14 @@ def train(args: argparse.Namespace) -> dict:
     gen = load_checkpoint(args.generator, "generator", device).model
     classifier = load_checkpoint(args.classifier, "classifier", device).model
     z_dim = gen.z_dim
-    encoder = Encoder(EncoderConfig(z_dim=z_dim, width=args.width)).to(device, memory_format=torch.channels_last)
+    if args.init:
+        encoder = load_checkpoint(args.init, "encoder").model.float().train()
+        if encoder.config.z_dim != z_dim:
+            raise SystemExit(f"--init {args.init}: encoder outputs z of size {encoder.config.z_dim}, the generator takes {z_dim}")
+        encoder.requires_grad_(True)
+    else:
+        encoder = Encoder(EncoderConfig(z_dim=z_dim, width=args.width))
+    encoder = encoder.to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(encoder.parameters(), lr=args.lr, betas=(0.9, 0.99))
     path = out / "encoder.pt"
     start, elapsed_before, history = 0, 0.0, []

@@ -29,7 +29,8 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.device import autocast
 from core.metrics import fd_cls
 from core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from training.common import BatchSampler, MetricLog, base_parser, save_grid, setup, total_steps, train_summary
+from training.common import (BatchSampler, MetricLog, balance_weights, base_parser, parse_balance, save_grid, setup,
+                             total_steps, train_summary)
 from training.diffaug import diff_augment, parse_policy
 
 PRESETS = {
@@ -62,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="dcgan: conv weights N(0, 0.02), BN scales N(1, 0.02), as in the DCGAN paper")
     p.add_argument("--classifier", default=None, help="classifier checkpoint: report FD_cls at each sample step")
     p.add_argument("--fd-samples", type=int, default=1000)
+    p.add_argument("--balance", default="", help="attributes the discriminator is shown more often, so G draws "
+                   "them more: comma-separated ATTR or ATTR:RATE (e.g. Bald:0.25,Mustache); empty = uniform")
+    p.add_argument("--balance-rate", type=float, default=0.15, help="share of real draws an ATTR without :RATE is raised to")
     p.set_defaults(batch_size=64, sample_every=1000)
     args = p.parse_args(argv)
     if args.preset:
@@ -257,7 +261,12 @@ def train(args: argparse.Namespace) -> dict:
     classifier = load_checkpoint(args.classifier, "classifier", device).model if args.classifier else None
     real_eval = data.heldout_images[:args.fd_samples]
     fixed_z = torch.randn(64, args.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
-    sampler = BatchSampler(data.train_images, args.batch_size)
+    try:
+        attrs = parse_balance(args.balance, args.balance_rate)
+        weights = balance_weights(data.train_labels, data.attribute_names, attrs) if attrs else None
+    except ValueError as e:
+        raise SystemExit(f"--balance: {e}") from None
+    sampler = BatchSampler(data.train_images, args.batch_size, weights=weights)
     log = MetricLog(out, resume=start > 0)
     sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake: summed on device
     n_sum, t0, last = 0, time.time(), {}
