@@ -5,7 +5,10 @@
 On the held-out faces (never trained on): classifier accuracy per attribute; generator FD_cls
 (1,000 generated vs 1,000 held-out real, in the classifier's penultimate features) next to the
 baseline generator's and the real-vs-real floor (the first 1,000 training faces vs held-out);
-encoder PSNR of G(E(x)) vs x and the attribute agreement of C on both.
+encoder PSNR of G(E(x)) vs x and the attribute agreement of C on both; and attribute coverage:
+the share of faces the classifier calls positive, held-out real vs generated. Coverage is why
+the generator is fine-tuned with `--balance`: an attribute G rarely draws leaves no room for a
+linear latent direction to reach it (see MODELS.md).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default=str(MODELS), help="folder with generator.pt, classifier.pt, encoder.pt")
     p.add_argument("--baseline", default=None, help="baseline generator (default: MODELS/baseline/generator.pt if present)")
     p.add_argument("--n", type=int, default=1000, help="faces per side for FD_cls")
+    p.add_argument("--coverage-n", type=int, default=10000, help="generated faces for attribute coverage")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--cache-dir", default=None)
@@ -41,6 +45,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def sample(gen: torch.nn.Module, n: int, seed: int, device: torch.device, batch: int = 250) -> torch.Tensor:
     z = torch.randn(n, gen.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     return torch.cat([gen(z[i:i + batch]).float() for i in range(0, n, batch)])
+
+
+@torch.no_grad()
+def positive_share(classifier: torch.nn.Module, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    """Per attribute, the share of `images` (uint8 or [-1, 1] float) the classifier calls present."""
+    counts = torch.zeros(())
+    for i in range(0, len(images), batch):
+        x = images[i:i + batch]
+        x = to_model_range(x) if x.dtype == torch.uint8 else x
+        counts = counts + (classifier(x) > 0).float().sum(0).cpu()
+    return counts / max(len(images), 1)
 
 
 @torch.no_grad()
@@ -75,6 +90,15 @@ def evaluate(args: argparse.Namespace) -> dict:
     results["fd_real_floor"] = frechet_distance(classifier_features(classifier, train_x[:n]), real_feats)
     gen = load_checkpoint(models / "generator.pt", "generator", device).model
     results["fd_generator"] = frechet_distance(classifier_features(classifier, sample(gen, n, args.seed, device)), real_feats)
+    real_share = positive_share(classifier, held_x.to(device))
+    gen_share = torch.zeros_like(real_share)
+    for start in range(0, args.coverage_n, 2000):  # in chunks: 10,000 faces at once is 500 MB
+        count = min(2000, args.coverage_n - start)
+        gen_share += positive_share(classifier, sample(gen, count, args.seed + 1 + start, device)) * count
+    gen_share /= max(args.coverage_n, 1)
+    results["coverage"] = {"generated_n": args.coverage_n,
+                           "per_attribute": {a: (float(r), float(g)) for a, r, g in
+                                             zip(classifier_ck.attributes, real_share, gen_share)}}
     baseline = Path(args.baseline) if args.baseline else models / "baseline" / "generator.pt"
     if baseline.exists():
         base_gen = load_checkpoint(baseline, "generator", device).model
@@ -118,8 +142,12 @@ def markdown(results: dict) -> str:
         enc = results["encoder"]
         lines.append(f"| encoder PSNR G(E(x)) vs x, mean / median | {enc['psnr_mean']:.2f} / {enc['psnr_median']:.2f} dB |")
         lines.append(f"| encoder attribute agreement C(x) vs C(G(E(x))) | {100 * enc['attribute_agreement']:.1f} % |")
-    lines += ["", "| attribute | accuracy |", "|---|---|"]
-    lines += [f"| {name} | {100 * a:.1f} % |" for name, a in results["classifier"]["per_attribute"].items()]
+    coverage = results["coverage"]["per_attribute"]
+    lines += ["", f"Coverage: share of faces the classifier calls positive, {results['heldout_images']} held-out real "
+              f"vs {results['coverage']['generated_n']} generated.", "",
+              "| attribute | accuracy | real share | generated share |", "|---|---|---|---|"]
+    lines += [f"| {name} | {100 * a:.1f} % | {100 * coverage[name][0]:.1f} % | {100 * coverage[name][1]:.2f} % |"
+              for name, a in results["classifier"]["per_attribute"].items()]
     return "\n".join(lines)
 
 
