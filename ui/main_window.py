@@ -486,8 +486,8 @@ class MainWindow(QMainWindow):
     def _hint_if_unreached(self, name: str) -> None:
         """A slider at its end that still leaves the face on the wrong side of 0.5: point to steering.
 
-        Straight lines in z fall short for rare attributes (Bald, Mustache: about half the faces,
-        resources/MODELS.md); steering follows the classifier and gets there.
+        The slider's range reaches rare attributes (Bald, Mustache) for about half the faces (median
+        α ≈ 3, resources/MODELS.md); steering follows the classifier and gets there.
         """
         if self.state is None or self.frame is None or self.frame_state is not self.state:
             return
