@@ -148,7 +148,7 @@ class BatchSampler:
 def balance_weights(labels: torch.Tensor, names: list[str], attributes: dict[str, float]) -> torch.Tensor:
     """Per-image sampling weights that raise each attribute a to about `attributes[a]` of the draws.
 
-    Why: a GAN under-draws rare modes (ours drew bald heads ~15× less often than the classifier
+    Why: a GAN under-draws rare modes (ours drew bald heads ~20× less often than the classifier
     finds them in real faces), so the discriminator is shown them more often. An image with
     attribute a gets weight max(1, rate_a / share_a), the largest over its listed attributes; the
     rest keep weight 1, so common faces still make up most of the stream.
