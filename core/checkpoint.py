@@ -162,7 +162,7 @@ def load_checkpoint(
     elif found not in DATA_KINDS:
         raise CheckpointError(f"{path}: unknown checkpoint kind {found!r}")
     attributes = blob.get("attributes") or []
-    if found == "classifier" and model is not None and len(attributes) != model.config.num_attributes:
+    if found in ("classifier", "evaluator") and model is not None and len(attributes) != model.config.num_attributes:
         raise CheckpointError(
             f"{path}: lists {len(attributes)} attribute names for {model.config.num_attributes} outputs"
         )

@@ -299,11 +299,75 @@ class Encoder(nn.Module):
         return self.head(self.backbone(x)[-1])
 
 
+# ---------------------------------------------------------------------------------------------
+# Evaluator: the independent yardstick
+
+
+@dataclass
+class EvaluatorConfig:
+    num_attributes: int = 40
+    width: int = 24  # channels of the stem; the stages use 2×, 4×, 8×
+    dropout: float = 0.3
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check_range(self, "num_attributes", 1, 1000)
+        _check_range(self, "width", 4, 128)
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"EvaluatorConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        _check_image_size(self)
+
+
+def _conv_bn_silu(c_in: int, c_out: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.SiLU(True)]
+
+
+class Evaluator(nn.Module):
+    """A second 40-attribute classifier that grades edits; nothing that makes an edit may use it.
+
+    Why a different family: an edit optimised against the steering classifier (a ResNet) can
+    exploit that network's blind spots; a plain VGG-style stack (no skips, max-pool downsampling,
+    SiLU, average + max pooled head), trained with another seed and strong augmentation, does not
+    share them. Only `training/evaluate*` load it (a test keeps the engine from reaching it).
+    """
+
+    def __init__(self, config: EvaluatorConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or EvaluatorConfig()
+        cfg.validate()
+        w = cfg.width
+        n_pools = int(math.log2(cfg.image_size)) - 3  # stride-2 stem, then pools down to 4×4
+        chans = [w * 2 ** min(i + 1, 3) for i in range(n_pools)]  # e.g. 48, 96, 192, 192
+        layers: list[nn.Module] = _conv_bn_silu(3, w, stride=2)
+        c_prev = w
+        for i, c in enumerate(chans):
+            layers += _conv_bn_silu(c_prev, c)
+            if i > 0:
+                layers += _conv_bn_silu(c, c)
+            layers.append(nn.MaxPool2d(2))
+            c_prev = c
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(2 * c_prev, cfg.num_attributes)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.head.in_features
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
 MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "generator": (Generator, GeneratorConfig),
     "discriminator": (Discriminator, DiscriminatorConfig),
     "classifier": (Classifier, ClassifierConfig),
     "encoder": (Encoder, EncoderConfig),
+    "evaluator": (Evaluator, EvaluatorConfig),
 }
 
 

@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -19,14 +20,16 @@ from tqdm import tqdm
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.device import autocast
 from core.metrics import attribute_accuracy
-from core.models import Classifier, ClassifierConfig
+from core.models import MODEL_KINDS
 from training.common import BatchSampler, MetricLog, base_parser, random_shift, setup, total_steps, train_summary
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = base_parser(__doc__.split("\n")[0], "runs/classifier")
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--dropout", type=float, default=0.2)
+def parse_args(argv: list[str] | None, description: str = __doc__.split("\n")[0], out: str = "runs/classifier",
+               width: int = 32, dropout: float = 0.2, seed: int = 0, epochs: float = 30) -> argparse.Namespace:
+    p = base_parser(description, out)
+    p.set_defaults(seed=seed, default_epochs=epochs)
+    p.add_argument("--width", type=int, default=width)
+    p.add_argument("--dropout", type=float, default=dropout)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps before the cosine decay")
@@ -48,7 +51,7 @@ def learning_rate(args: argparse.Namespace, step: int, steps: int) -> float:
     return args.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
-def evaluate(model: Classifier, images: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict:
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict:
     model.eval()
     acc = attribute_accuracy(model, images, labels)
     model.train()
@@ -56,21 +59,24 @@ def evaluate(model: Classifier, images: torch.Tensor, labels: torch.Tensor, name
             "per_attribute": {n: round(float(a), 4) for n, a in zip(names, acc)}}
 
 
-def train(args: argparse.Namespace) -> dict:
+def train(args: argparse.Namespace, kind: str = "classifier",
+          augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: random_shift(x, pad=4)) -> dict:
+    """Train a 40-attribute model of `kind` ("classifier", or "evaluator" via train_evaluator)."""
     device, data, out = setup(args)
-    steps = total_steps(args, len(data.train_images), default_epochs=30)
+    steps = total_steps(args, len(data.train_images), default_epochs=args.default_epochs)
     steps_per_epoch = max(1, len(data.train_images) // args.batch_size)
     eval_every = args.sample_every if args.sample_every else steps_per_epoch
-    model = Classifier(ClassifierConfig(num_attributes=len(data.attribute_names), width=args.width,
-                                        dropout=args.dropout)).to(device, memory_format=torch.channels_last)
+    cls, cfg_cls = MODEL_KINDS[kind]
+    model = cls(cfg_cls(num_attributes=len(data.attribute_names), width=args.width,
+                        dropout=args.dropout)).to(device, memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    path = out / "classifier.pt"
+    path = out / f"{kind}.pt"
     start, elapsed_before, history = 0, 0.0, []
     if args.resume and path.exists():
-        ck = load_checkpoint(path, "classifier")
+        ck = load_checkpoint(path, kind)
         model.load_state_dict(ck.model.state_dict())
         opt.load_state_dict(ck.extra["resume"]["opt"])
         start, elapsed_before = int(ck.extra["resume"]["step"]), float(ck.train.get("time_s", 0))
@@ -82,12 +88,12 @@ def train(args: argparse.Namespace) -> dict:
     log = MetricLog(out, resume=start > 0)
     loss_sum, n_sum, t0, result = torch.zeros((), device=device), 0, time.time(), {}
     model.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="classifier", unit="step", disable=args.smoke)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=kind, unit="step", disable=args.smoke)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = learning_rate(args, step, steps)
         x, y = sampler.next()
-        x = random_shift(x, pad=4)
+        x = augment(x)
         with autocast(device):
             loss = F.binary_cross_entropy_with_logits(step_fn(x).float(), y)
         opt.zero_grad(set_to_none=True)
@@ -113,7 +119,7 @@ def train(args: argparse.Namespace) -> dict:
             summary = train_summary(args, data, device, steps=done, batch_size=sampler.batch_size,
                                     images_seen=done * sampler.batch_size, time_s=elapsed_before + time.time() - t0,
                                     history=history, heldout=result)
-            save_checkpoint(path, "classifier", model, attributes=data.attribute_names, train=summary,
+            save_checkpoint(path, kind, model, attributes=data.attribute_names, train=summary,
                             extra={"resume": {"step": done, "opt": opt.state_dict()}})
     print(f"done: held-out mean accuracy {100 * result.get('mean_accuracy', float('nan')):.2f} % "
           f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
