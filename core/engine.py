@@ -22,6 +22,7 @@ from core.directions import Directions, FitConfig, fit_directions, load_directio
 from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
 from core.models import prepare_for_inference
 from core.steering import SteerConfig, SteerResult, steer
+from core.threads import apply_thread_policy
 from core.worker import JobHandle, Worker
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
@@ -72,8 +73,11 @@ class Engine:
     """Frozen G, C, E (+ latent directions) on one device, and the worker that runs jobs on them."""
 
     def __init__(self, models_dir: str | os.PathLike = MODELS_DIR, device: str = "auto",
-                 directions_cache: str | os.PathLike | None = None, start_worker: bool = True):
+                 directions_cache: str | os.PathLike | None = None, start_worker: bool = True,
+                 threads: int | None = None):
+        """`threads`: torch's CPU thread count (default: the policy of `core.threads`, cores − 1)."""
         t0 = time.perf_counter()
+        self.threads = apply_thread_policy(threads)
         self.models_dir = Path(models_dir)
         self.device = resolve_device(device)
         self.generator = self._load("generator.pt", "generator")

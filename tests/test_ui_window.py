@@ -1,15 +1,18 @@
 """The main window driven through real signals (offscreen): sliders, locks + steering, undo/redo,
-random faces and seeds, snapshots, before/after, search, responsiveness, cancelling, closing."""
+random faces and seeds, snapshots, before/after, search, responsiveness, cancelling, closing.
+
+Responsiveness is asserted by what the code controls (which thread runs the models, how much the GUI
+thread handles per job), never by wall-clock times: those belong to `python main.py bench`."""
 from __future__ import annotations
 
 import dataclasses
-
-import time
+import threading
 
 import pytest
 import torch
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.steering import SteerConfig
 from core.worker import JobState, run_inline
@@ -127,25 +130,62 @@ def test_lock_and_steer_keeps_locked_probabilities(make_window, qtbot):
     assert torch.equal(w.state.base, end.z)
 
 
-def test_gui_thread_never_blocks_over_50_ms_while_steering(make_window, qtbot):
+class _HeavyOps(TorchDispatchMode):
+    """Records the model-sized torch ops (convolutions, matrix products) run on the thread that entered it."""
+
+    HEAVY = ("convolution", "conv2d", "mm", "addmm", "bmm", "matmul", "linear", "baddbmm")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.__name__.split(".")[0].lstrip("_")
+        if any(name.startswith(h) or name.endswith(h) for h in self.HEAVY):
+            self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_steering_runs_every_model_off_the_gui_thread(make_window, qtbot):
+    """What the code controls, not how fast the machine is: the GUI thread runs no model and no
+    convolution or matrix product while steering, and it shows live frames before the result."""
     w = make_window()
-    w.steer_config = SteerConfig(steps=120, until=None)
-    stamps: list[float] = []
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    w.bridge.max_handler_ms = 0.0
-    t0 = time.perf_counter()
-    with qtbot.waitSignal(w.face_shown, timeout=60_000):
-        w.attribute_panel.rows["Smiling"].less.click()
-    timer.stop()
-    duration = time.perf_counter() - t0
-    gaps = [1000 * (b - a) for a, b in zip(stamps, stamps[1:])]
-    assert w.live_frames >= 5 and duration > 0.2
-    assert len(gaps) > 10
-    assert max(gaps) < 50, f"the GUI thread stalled {max(gaps):.1f} ms"
-    assert w.bridge.max_handler_ms < 50  # no single delivery (frame, probabilities) took long
+    w.steer_config = SteerConfig(steps=40, until=None)
+    gui = threading.get_ident()
+    model_threads: set[int] = set()
+    hooks = [m.register_forward_pre_hook(lambda *_: model_threads.add(threading.get_ident()))
+             for model in (w.engine.generator, w.engine.classifier) for m in model.modules()]
+    live_at_result: list[int] = []
+    try:
+        with _HeavyOps() as heavy:  # thread-local: sees only what the GUI thread runs
+            task = w.steer("Smiling", -1)
+            task.succeeded.connect(lambda _out: live_at_result.append(w.live_frames))
+            qtbot.waitUntil(lambda: task.done, timeout=60_000)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert task.state == "done"
+    assert model_threads and gui not in model_threads  # G and C ran, and only on the worker
+    assert model_threads == {w.engine.worker.thread.ident}
+    assert heavy.ops == [], heavy.ops[:5]
+    assert live_at_result and live_at_result[0] >= 1  # a live frame reached the view before the result
+
+
+def test_a_busy_gui_thread_gets_one_frame_per_job_not_a_backlog(make_window, qtbot):
+    """However many steps the worker finishes while the GUI thread is busy, the GUI then handles one
+    progress frame (the newest) and the result: its work per job is bounded, not proportional."""
+    w = make_window()
+    w.steer_config = SteerConfig(steps=30, until=None)
+    delivered: list[int] = []
+    task = w.steer("Smiling", +1)
+    task.progress.connect(lambda item: delivered.append(item.step))
+    assert task.handle.wait(60)  # the GUI thread handles no events meanwhile, as when it is busy
+    live = w.live_frames
+    qtbot.waitUntil(lambda: task.done, timeout=10_000)
+    assert delivered == [30]  # one frame, the newest, though 30 steps ran
+    assert w.live_frames == live + 1
+    settle(w, qtbot)
+    assert w.state.label == "more Smiling" and torch.equal(w.frame.z, task.result.frames[-1].z)
 
 
 def test_undo_redo_restore_z_exactly_with_the_shortcuts(make_window, qtbot):

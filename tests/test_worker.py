@@ -14,7 +14,7 @@ import pytest
 
 from core.worker import Job, JobCancelled, JobHandle, JobState, Worker, run_inline
 
-T = 5.0  # generous upper bound for every wait; tests finish as soon as the event fires
+T = 30.0  # upper bound for every wait, generous for a busy machine; tests finish as soon as the event fires
 
 
 @pytest.fixture
@@ -47,15 +47,17 @@ def test_progress_in_order_and_result(worker: Worker) -> None:
     progress: list[int] = []
     results: list[str] = []
     started = threading.Event()
+    t0 = time.perf_counter()
     h = worker.submit(count, 5, scale=10, on_progress=progress.append, on_result=results.append,
                       on_start=started.set)
     assert h.result(timeout=T) == "finished"
+    waited = time.perf_counter() - t0
     assert started.is_set()
     assert progress == [0, 10, 20, 30, 40]
     assert results == ["finished"]  # on_result has returned by the time wait/result returns
     assert h.state is JobState.DONE and h.done() and not h.cancelled()
     assert h.name.endswith("count")
-    assert h.elapsed_s is not None and 0 <= h.elapsed_s < T
+    assert h.elapsed_s is not None and 0 <= h.elapsed_s <= waited  # measured within the wait, however slow
 
 
 def test_plain_function_result_and_job_dataclass(worker: Worker) -> None:

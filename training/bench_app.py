@@ -1,19 +1,30 @@
 """Interactive speed of the app's model work: prints numbers, asserts nothing.
 
-    python main.py bench [--models resources/models] [--repeats 200]
+    python main.py bench [--models resources/models] [--repeats 200] [--threads N]
+    python main.py bench --under-load [--load spin|torch] [--load-procs 1]
 
 On the CPU always, and on CUDA when present:
 - direction edit -> image (batch 1): z + α·d (conditioned on a locked attribute), G, the
   classifier readout and the uint8 conversion, i.e. what a slider move costs; p50/p95 ms;
 - classifier-gradient steering: steps/s at batch 1 and 16;
 - inversion: face crop of a 400-px photo + encoder + 100 refinement steps, seconds.
+
+Threads: the engine's policy (`core.threads`: cores − 1, `$LATENT_STEER_THREADS`), or `--threads`.
+`--under-load` measures twice, quiet and then beside competitor processes it starts itself
+(`spin`: a pure-Python busy loop on one core each; `torch`: matrix products on torch's default
+threads, i.e. a second torch app), stops them, and prints the two side by side with the slowdown.
+A machine that is already busy has no truly quiet run: the table is a comparison, not a record.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -30,8 +41,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default=str(MODELS_DIR))
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--steer-steps", type=int, default=60)
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: the app's policy, cores - 1 or $LATENT_STEER_THREADS)")
+    p.add_argument("--under-load", action="store_true",
+                   help="measure quiet, then beside CPU-bound competitor processes; print both side by side")
+    p.add_argument("--load", choices=sorted(COMPETITORS), default="spin", help="what each competitor runs")
+    p.add_argument("--load-procs", type=int, default=1, help="how many competitor processes (default 1)")
     return p.parse_args(argv)
+
+
+COMPETITORS = {
+    "spin": "print('ready', flush=True)\nwhile True:\n    pass\n",
+    "torch": ("import torch\na = torch.randn(384, 384)\nprint('ready', flush=True)\n"
+              "while True:\n    a = torch.tanh(a @ a)\n"),
+}
+
+
+@contextlib.contextmanager
+def competitors(kind: str, n: int) -> Iterator[list[subprocess.Popen]]:
+    """Start `n` CPU-bound processes, wait until each runs, and stop them (always) on exit."""
+    procs: list[subprocess.Popen] = []
+    # a competing torch app uses torch's default threads, whatever this process was told
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    try:
+        for _ in range(max(0, n)):
+            procs.append(subprocess.Popen([sys.executable, "-c", COMPETITORS[kind]], stdout=subprocess.PIPE,
+                                          stdin=subprocess.DEVNULL, text=True, env=env))
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"the {kind} competitor process did not start (exit code {proc.poll()})")
+        time.sleep(0.5)  # let the scheduler see them as busy before measuring
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
 
 
 def _sync(device: torch.device) -> None:
@@ -47,8 +97,8 @@ def _photo(engine: Engine) -> Image.Image:
     return Image.fromarray(canvas)
 
 
-def bench_device(models: str, device: str, repeats: int, steer_steps: int) -> dict:
-    engine = Engine(models, device=device, start_worker=False)
+def bench_device(models: str, device: str, repeats: int, steer_steps: int, threads: int | None = None) -> dict:
+    engine = Engine(models, device=device, start_worker=False, threads=threads)
     dev = engine.device
     out: dict = {"device": engine.device_name, "load_s": engine.load_time_s}
     z = engine.z_from_seed(0)
@@ -87,19 +137,60 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int) -> di
     return out
 
 
+def _fmt_row(r: dict) -> str:
+    edit = f"{r['edit_ms_p50']:.1f} / {r['edit_ms_p95']:.1f} ms" if "edit_ms_p50" in r else "no directions"
+    inv = f"{r['invert_s']:.2f} s" if "invert_s" in r else "no encoder"
+    return (f"| {r['device']} | {r['load_s']:.2f} s | {edit} | {r['steer_steps_per_s_b1']:.0f} steps/s | "
+            f"{r['steer_steps_per_s_b16']:.0f} steps/s | {inv} |")
+
+
+# (label, key, unit, higher is better)
+METRICS = [("edit→image p50", "edit_ms_p50", "ms", False), ("edit→image p95", "edit_ms_p95", "ms", False),
+           ("steering b=1", "steer_steps_per_s_b1", "steps/s", True),
+           ("steering b=16", "steer_steps_per_s_b16", "steps/s", True),
+           ("inversion (crop+E+100 steps)", "invert_s", "s", False)]
+
+
+def slowdown(quiet: dict, loaded: dict, key: str, higher_better: bool) -> float | None:
+    """How many times slower the loaded run was (1.0 = unaffected)."""
+    if key not in quiet or key not in loaded or not quiet[key] or not loaded[key]:
+        return None
+    return quiet[key] / loaded[key] if higher_better else loaded[key] / quiet[key]
+
+
+def side_by_side(quiet: dict, loaded: dict, load: str) -> list[str]:
+    lines = [f"{quiet['device']}: quiet vs {load}", "", "| | quiet | loaded | slowdown |", "|---|---|---|---|"]
+    for label, key, unit, higher in METRICS:
+        if key not in quiet:
+            continue
+        factor = slowdown(quiet, loaded, key, higher)
+        digits = 2 if unit == "s" else 1 if unit == "ms" else 0
+        lines.append(f"| {label} | {quiet[key]:.{digits}f} {unit} | {loaded[key]:.{digits}f} {unit} | "
+                     + (f"{factor:.2f}× |" if factor is not None else "– |"))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    results = [bench_device(args.models, d, args.repeats, args.steer_steps) for d in devices]
+
+    def run_all() -> list[dict]:
+        return [bench_device(args.models, d, args.repeats, args.steer_steps, args.threads) for d in devices]
+
+    results = run_all()
     print("| device | load | edit→image p50 / p95 | steering b=1 | steering b=16 | inversion (crop+E+100 steps) |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        edit = f"{r['edit_ms_p50']:.1f} / {r['edit_ms_p95']:.1f} ms" if "edit_ms_p50" in r else "no directions"
-        inv = f"{r['invert_s']:.2f} s" if "invert_s" in r else "no encoder"
-        print(f"| {r['device']} | {r['load_s']:.2f} s | {edit} | {r['steer_steps_per_s_b1']:.0f} steps/s | "
-              f"{r['steer_steps_per_s_b16']:.0f} steps/s | {inv} |")
+        print(_fmt_row(r))
+    if not args.under_load:
+        return results
+    load = f"{args.load_procs} {args.load} competitor process{'es' if args.load_procs != 1 else ''}"
+    with competitors(args.load, args.load_procs):
+        loaded = run_all()
+    for quiet, busy in zip(results, loaded):
+        quiet["loaded"] = busy
+        print()
+        print("\n".join(side_by_side(quiet, busy, load)))
     return results
 
 

@@ -1,0 +1,41 @@
+"""`main.py bench --under-load`: measures quiet and loaded, prints them side by side, leaves no process behind.
+
+Only the shape of the report is checked: the numbers are the machine's, and a test never asserts them.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from training import bench_app
+
+
+def test_under_load_prints_quiet_and_loaded_side_by_side(tiny_models, capsys, monkeypatch):
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    results = bench_app.main(["--models", str(tiny_models), "--repeats", "2", "--steer-steps", "2",
+                              "--threads", "1", "--under-load"])
+    out = capsys.readouterr().out
+    assert len(started) == 1 and all(p.poll() is not None for p in started)  # the competitor is gone
+    cpu = results[0]
+    assert cpu["device"] == "CPU (1 threads)" and "loaded" in cpu
+    assert "quiet vs 1 spin competitor process" in out and "| | quiet | loaded | slowdown |" in out
+    for label in ("edit→image p50", "steering b=1", "steering b=16", "inversion"):
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label}"))
+        assert row.count("|") == 5 and row.rstrip().endswith("× |"), row
+
+
+def test_slowdown_is_loaded_over_quiet_for_times_and_quiet_over_loaded_for_rates():
+    quiet, loaded = {"edit_ms_p50": 2.0, "steer_steps_per_s_b1": 100.0}, {"edit_ms_p50": 3.0,
+                                                                        "steer_steps_per_s_b1": 50.0}
+    assert bench_app.slowdown(quiet, loaded, "edit_ms_p50", False) == pytest.approx(1.5)
+    assert bench_app.slowdown(quiet, loaded, "steer_steps_per_s_b1", True) == pytest.approx(2.0)
+    assert bench_app.slowdown(quiet, {}, "edit_ms_p50", False) is None
