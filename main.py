@@ -114,6 +114,13 @@ def _progress(label: str):
     return show
 
 
+def _save_tensor(obj: object, path: str) -> None:
+    """`torch.save` through the one atomic writer: a failed write keeps the previous file."""
+    from core.export import save_tensor_atomic
+
+    save_tensor_atomic(obj, path)
+
+
 def _gif_options(args: argparse.Namespace, captions: list[str] | None = None):
     from core.export import GifOptions
 
@@ -204,7 +211,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     path = save_png_grid([outcome.crop.image, enc_image, outcome.frame.image], args.out, nrow=3, size=args.size,
                          smooth=args.smooth)
     if args.save_z:
-        torch.save({"z": res.z}, args.save_z)
+        _save_tensor({"z": res.z}, args.save_z)
     print(f"wrote crop | encoder | refined to {path}")
     return 0
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from core.data import IMAGE_SIZE, NORMALISATION
+from core.export import save_tensor_atomic
 from core.models import MODEL_KINDS, config_from_dict
 
 FORMAT_VERSION = 1
@@ -81,15 +82,7 @@ def save_checkpoint(
         "train": train or {},
         "extra": extra or {},
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_tensor_atomic(blob, path)
 
 
 def _read_blob(path: Path) -> dict:

@@ -5,9 +5,11 @@ Every place that turns a picture into model input (training, inversion, evaluati
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,12 +23,20 @@ IMAGE_SIZE = 64
 NORMALISATION = "x/127.5-1"  # uint8 [0, 255] -> float [-1, 1]; stored in every checkpoint
 PREPROCESS_VERSION = 1  # bump when `preprocess` changes: invalidates the decoded-image cache
 HOLDOUT_COUNT = 1000  # IDs 8001-9000 of the shared 9,000-image subset
-MAX_PIXELS = 80_000_000  # larger than any camera photo we expect; beyond this, refuse (bomb)
+MAX_PIXELS = 80_000_000  # decoded at full size (PNG, TIFF, …): beyond this, refuse (bomb)
+MAX_DRAFT_PIXELS = 400_000_000  # JPEGs decode at 1/2…1/8 scale (draft), so phone photos up to this open
+MAX_DECODED_BYTES = 400 << 20  # memory one decoded picture may take before conversion
+MAX_FILE_BYTES = 512 << 20  # a file larger than this is not read at all
+MIN_SIDE = 8  # px; a thinner picture cannot hold a face (and cannot be cropped square)
 MAX_SIDE = 2048  # images larger than this are downscaled on load (a face crop needs far less)
 
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_DIR = "img_align_celeba"
+
+# Pillow's own bomb check (a warning past MAX_IMAGE_PIXELS, an error past twice that) runs as a file
+# is opened, before we know a JPEG can be drafted; `open_image` applies the limits above instead.
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_DRAFT_PIXELS)
 
 
 class CelebAError(ValueError):
@@ -159,29 +169,83 @@ def read_celeba(root: str | os.PathLike) -> CelebAIndex:
 # Images
 
 
+def _open_regular_file(path: str | os.PathLike, name: str) -> io.BufferedReader:
+    """Open `path` for reading only if it is a regular file of a photo's size, else `ImageLoadError`.
+
+    Opened non-blocking, so a FIFO, socket or device can never hang the caller: it is refused
+    after `fstat` without a byte read. The size bound keeps a huge file from being read at all.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageLoadError(f"{name} does not exist") from None
+    except PermissionError:
+        raise ImageLoadError(f"{name} cannot be read (permission denied)") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageLoadError(f"{name} is a symbolic link loop, not an image") from None
+        raise ImageLoadError(f"{name} cannot be opened ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageLoadError(f"{name} is a folder, not an image")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError(f"{name} is not a regular file (a pipe, socket or device), not an image")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageLoadError(
+                f"{name} is {st.st_size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES / 2**20:.0f} MB "
+                "any photo needs (refused)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _decoded_bytes(img: Image.Image) -> int:
+    """Bytes Pillow needs to hold `img` decoded (each band at least one byte per pixel)."""
+    per_pixel = {"I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2, "I": 4, "F": 4}.get(img.mode)
+    if per_pixel is None:
+        per_pixel = 4 if len(img.getbands()) > 1 else 1  # Pillow stores multi-band pixels in 4 bytes
+    return img.width * img.height * per_pixel
+
+
 def open_image(source: str | os.PathLike | bytes, max_side: int = MAX_SIDE) -> Image.Image:
     """Open anything Pillow reads as an upright RGB picture, or raise `ImageLoadError`.
 
     Grey, palette, alpha (composited on white), CMYK and 16-bit images become RGB; EXIF rotation
-    is applied; images larger than `max_side` are downscaled; decompression bombs, truncated
-    files and non-images are refused with a one-sentence reason.
+    is applied; images larger than `max_side` are downscaled (JPEGs while decoding, so photos up
+    to `MAX_DRAFT_PIXELS` open in bounded memory; deep images in their own depth, before any
+    conversion); decompression bombs, truncated files, images too thin to hold a face, pipes and
+    other non-files and non-images are refused with a one-sentence reason.
     """
     name = "image data" if isinstance(source, bytes) else str(source)
-    if not isinstance(source, bytes) and Path(source).is_dir():
-        raise ImageLoadError(f"{name} is a folder, not an image")
-    fp = io.BytesIO(source) if isinstance(source, bytes) else source
+    fp = io.BytesIO(source) if isinstance(source, bytes) else _open_regular_file(source, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as img:
-                if img.width * img.height > MAX_PIXELS:
+            with fp, Image.open(fp) as img:
+                width, height = img.size
+                if min(width, height) < MIN_SIDE:
+                    raise ImageLoadError(_too_thin(name, width, height))
+                pixels = width * height
+                draft = img.format == "JPEG" and max(img.size) > 2 * max_side
+                if pixels > (MAX_DRAFT_PIXELS if draft else MAX_PIXELS):
                     raise ImageLoadError(
                         f"{name} is {img.width}×{img.height} pixels, too large to be a photo "
                         "(refused as a possible decompression bomb)"
                     )
-                if img.format == "JPEG" and max(img.size) > 2 * max_side:
+                if draft:
                     img.draft("RGB", (max_side, max_side))  # decode huge JPEGs at reduced scale
+                if _decoded_bytes(img) > MAX_DECODED_BYTES:
+                    raise ImageLoadError(
+                        f"{name} is {img.width}×{img.height} pixels in mode {img.mode}, more memory than a "
+                        "photo needs (refused as a possible decompression bomb)"
+                    )
                 img.load()
+                if img.mode in _DEEP_MODES and max(img.size) > max_side:
+                    img = _downscaled(img, max_side, Image.Resampling.BOX)  # still 16/32-bit: cheap
                 img = ImageOps.exif_transpose(img)
                 rgb = _to_rgb(img)
     except ImageLoadError:
@@ -195,17 +259,34 @@ def open_image(source: str | os.PathLike | bytes, max_side: int = MAX_SIDE) -> I
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"{name} is damaged or truncated ({exc})") from None
     if max(rgb.size) > max_side:
-        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        rgb = _downscaled(rgb, max_side, Image.Resampling.LANCZOS)
+    if min(rgb.size) < MIN_SIDE:  # so thin that downscaling the long side took the short one below
+        raise ImageLoadError(_too_thin(name, width, height))
     return rgb
 
 
+def _too_thin(name: str, width: int, height: int) -> str:
+    return (f"{name} is {width}×{height} pixels, too thin to hold a face "
+            f"(each side needs at least {MIN_SIDE} px)")
+
+
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _downscaled(img: Image.Image, max_side: int, method: Image.Resampling) -> Image.Image:
+    """`img` with its longer side brought to `max_side`, aspect kept, no side below 1 px."""
+    scale = max_side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, method)
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float32)
         hi = max(float(arr.max()), 1.0)
         img = Image.fromarray((arr * (255.0 / hi)).clip(0, 255).astype(np.uint8), "L")
     elif img.mode == "F":
-        arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float32))
         lo, hi = float(arr.min()), float(arr.max())
         img = Image.fromarray(((arr - lo) * (255.0 / max(hi - lo, 1e-12))).astype(np.uint8), "L")
     if img.mode == "P":
@@ -226,6 +307,13 @@ def preprocess(img: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
     if img.mode != "RGB":
         img = _to_rgb(img)
     w, h = img.size
+    if min(w, h) < 1:
+        raise ValueError(f"cannot preprocess a {w}×{h} picture: it has no pixels")
+    if max(w, h) > 4 * min(w, h):  # far from square: crop first, so the resized strip stays small
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+        w, h = img.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
     img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
