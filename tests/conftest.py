@@ -73,12 +73,13 @@ CELEBA_40 = (
 
 
 def write_tiny_models(folder: Path, z_dim: int = 16, seed: int = 0) -> Path:
-    """A complete, fast models folder (untrained tiny G, C, E + fitted directions) for engine/UI tests."""
+    """A complete, fast models folder (untrained tiny G, C, E, evaluator + fitted directions) for tests."""
     import torch
 
     from core.checkpoint import save_checkpoint
     from core.directions import FitConfig, fit_directions, save_directions
-    from core.models import Classifier, ClassifierConfig, Encoder, EncoderConfig, Generator, GeneratorConfig
+    from core.models import (Classifier, ClassifierConfig, Encoder, EncoderConfig, Evaluator, EvaluatorConfig,
+                             Generator, GeneratorConfig)
     from core.worker import run_inline
 
     torch.manual_seed(seed)
@@ -91,10 +92,16 @@ def write_tiny_models(folder: Path, z_dim: int = 16, seed: int = 0) -> Path:
         cls.head.bias.zero_()
         cls.head.bias.sub_(cls(gen(torch.randn(512, z_dim))).median(0).values)
     enc = Encoder(EncoderConfig(z_dim=z_dim, width=8)).eval()
+    evaluator = Evaluator(EvaluatorConfig(num_attributes=40, width=4)).eval()
+    with torch.no_grad():  # the same spread for the yardstick, so some faces start on each side
+        logits = evaluator(gen(torch.randn(512, z_dim)))
+        evaluator.head.weight.mul_((2.0 / logits.std(0).clamp_min(1e-12)).unsqueeze(1))
+        evaluator.head.bias.sub_(evaluator(gen(torch.randn(512, z_dim))).median(0).values)
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / "generator.pt", "generator", gen)
     save_checkpoint(folder / "classifier.pt", "classifier", cls, attributes=CELEBA_40)
     save_checkpoint(folder / "encoder.pt", "encoder", enc)
+    save_checkpoint(folder / "evaluator.pt", "evaluator", evaluator, attributes=CELEBA_40)
     directions = run_inline(fit_directions, gen.requires_grad_(False), cls.requires_grad_(False), CELEBA_40,
                             FitConfig(samples=600, batch_size=200))
     save_directions(directions, folder / "directions.pt")

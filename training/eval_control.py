@@ -1,147 +1,213 @@
-"""Controllability of the shipped models: steering and direction edits, success and drift.
+"""Controllability graded by yardsticks the edits never touch: the evaluator and face identity.
 
-    python main.py eval-control [--faces 200] [--device auto]
+    python main.py eval-control [--faces 200] [--grids resources/samples] [--json out.json]
 
-For each of eight attributes, generated faces whose probability starts below 0.5 are pushed
-towards it. Success: p > 0.5 within 30 steering steps (or for some α ≤ --max-alpha). Drift: mean
-|Δp| over the other 39 attributes, measured where each face stops. Steering is run with λ = 0
-(the plain classifier-gradient method) and with the default λ; direction edits take, per face,
-the smallest α on a grid that reaches the target (as a user stops the slider once it flips).
-"Plain" is the seed method: gradient ascent on the target logit alone (λ = 0, no momentum).
+For each of eight attributes, generated faces that the *evaluator* reads as lacking it
+(p < 0.5) are edited towards it, the way a user would:
+- `cli`     — `main.py steer --more X` with no options (core.policy.CLI_STEER);
+- `window`  — the window's "+" button (core.policy.window_steer_config);
+- `slider`  — the window's strength slider at its end (z + SLIDER_MAX_ALPHA·d);
+- `plain`   — the seed notebook's recipe, 10 steps of z += ∇logit/10 (a reference);
+and, with Male and Young locked (minus the target itself), `window` and `slider` again.
+Per edit: success = the evaluator's p > 0.5 afterwards; drift = mean |Δp| over the other 39
+attributes by the evaluator; identity = dlib distance to the starting face (< 0.6: same
+person); lock hold = share of edits where a locked attribute's evaluator p moves ≤ 0.10.
+"self-graded" is the steering classifier's own success, printed only to show the gap.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from core.engine import MODELS_DIR, Engine
+from core.policy import CLI_STEER, SLIDER_MAX_ALPHA, WINDOW_STEER, window_steer_config
 from core.steering import SteerConfig, steer
 from core.worker import run_inline
+from training.yardsticks import Yardsticks, drift
 
 ATTRIBUTES = ["Smiling", "Eyeglasses", "Blond_Hair", "Mustache", "Male", "Wearing_Lipstick", "Bald", "Young"]
+LOCKS = ["Male", "Young"]
+IDENTITY_ATTRIBUTES = ["Smiling", "Eyeglasses", "Blond_Hair", "Mustache", "Wearing_Lipstick", "Bald"]
+MODES = ["cli", "window", "slider", "plain", "window_locked", "slider_locked"]
+LOCK_HOLD = 0.10
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default=str(MODELS_DIR))
     p.add_argument("--device", default="auto")
-    p.add_argument("--faces", type=int, default=200, help="faces per attribute")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--max-alpha", type=float, default=12.0)
-    p.add_argument("--alpha-step", type=float, default=0.25)
+    p.add_argument("--faces", "--n", dest="faces", type=int, default=200, help="faces per attribute")
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--attributes", nargs="*", default=ATTRIBUTES)
-    p.add_argument("--lambda", dest="lam", type=float, default=None, help="preservation weight (default: the app's)")
-    p.add_argument("--step-size", type=float, default=None, help="steering step (default: the app's)")
-    p.add_argument("--momentum", type=float, default=None, help="steering momentum (default: the app's)")
-    return p.parse_args(argv)
+    p.add_argument("--modes", nargs="*", default=MODES, choices=MODES)
+    p.add_argument("--grids", default=None, help="folder for start | window | slider grids, one per attribute")
+    p.add_argument("--json", default=None, help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    if args.faces < 1:
+        p.error("--faces must be at least 1")
+    return args
 
 
 @torch.no_grad()
-def starting_faces(engine: Engine, attr: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` generated faces whose attribute probability is below 0.5, and their probabilities."""
+def starting_faces(engine: Engine, sticks: Yardsticks, attr: int, n: int, seed: int) -> torch.Tensor:
+    """`n` generated codes whose face the evaluator reads as lacking `attr` (p < 0.5)."""
     gen = torch.Generator().manual_seed(seed + attr)
-    zs, ps = [], []
-    count = 0
+    zs, count = [], 0
     for _ in range(200):
         z = torch.randn(500, engine.z_dim, generator=gen)
-        p = torch.stack([f.probs for f in engine.render(z)])
-        keep = p[:, attr] < 0.5
+        images = torch.stack([f.image for f in engine.render(z)])
+        keep = sticks.probs(images)[:, attr] < 0.5
         zs.append(z[keep])
-        ps.append(p[keep])
         count += int(keep.sum())
         if count >= n:
             break
-    return torch.cat(zs)[:n], torch.cat(ps)[:n]
+    return torch.cat(zs)[:n]
 
 
-def drift(p0: torch.Tensor, p1: torch.Tensor, attr: int) -> torch.Tensor:
-    """Per-face mean |Δp| over every attribute but `attr`."""
-    others = torch.ones(p0.shape[1], dtype=torch.bool)
-    others[attr] = False
-    return (p1 - p0).abs()[:, others].mean(1)
+def _steer(engine: Engine, z: torch.Tensor, attr: int, locked: list[int] | None, config: SteerConfig) -> torch.Tensor:
+    result = run_inline(steer, engine.generator, engine.classifier, z, {attr: 1.0}, locked, config)
+    return result.trajectory[-1]
 
 
-def steering_scores(engine: Engine, z: torch.Tensor, p0: torch.Tensor, attr: int, config: SteerConfig) -> dict:
-    result = run_inline(steer, engine.generator, engine.classifier, z, {attr: 1.0}, None, config)
-    p1 = result.probs[-1]
-    return {"success": float((p1[:, attr] > 0.5).float().mean()), "drift": float(drift(p0, p1, attr).mean()),
-            "steps": float(result.steps_taken.float().mean())}
+def window_edit(engine: Engine, z: torch.Tensor, attr: int, locked: list[int]) -> torch.Tensor:
+    """The "+" button per face: its config depends on what the classifier reads on it now."""
+    p_now = torch.stack([f.probs for f in engine.render(z)])[:, attr]
+    out = z.clone()
+    configs = [window_steer_config(float(p), +1, bool(locked), WINDOW_STEER) for p in p_now]
+    for config in {repr(c): c for c in configs}.values():
+        idx = torch.tensor([i for i, c in enumerate(configs) if c == config])
+        out[idx] = _steer(engine, z[idx], attr, locked or None, config)
+    return out
 
 
-@torch.no_grad()
-def direction_scores(engine: Engine, z: torch.Tensor, p0: torch.Tensor, attr: int, max_alpha: float,
-                     alpha_step: float) -> dict:
-    d = engine.require_directions().vectors[attr]
-    n = len(z)
-    chosen_p = p0.clone()
-    chosen_alpha = torch.full((n,), float("nan"))
-    done = torch.zeros(n, dtype=torch.bool)
-    alpha = alpha_step
-    while alpha <= max_alpha + 1e-9 and not done.all():
-        idx = torch.nonzero(~done).squeeze(1)
-        p = torch.stack([f.probs for f in engine.render(z[idx] + alpha * d)])
-        hit = p[:, attr] > 0.5
-        chosen_p[idx[hit]] = p[hit]
-        chosen_alpha[idx[hit]] = alpha
-        done[idx[hit]] = True
-        alpha += alpha_step
-    # faces that never flipped are scored at the largest α tried
-    if (~done).any():
-        idx = torch.nonzero(~done).squeeze(1)
-        chosen_p[idx] = torch.stack([f.probs for f in engine.render(z[idx] + max_alpha * d)])
-    return {"success": float(done.float().mean()), "drift": float(drift(p0, chosen_p, attr).mean()),
-            "alpha": float(chosen_alpha[done].median()) if done.any() else float("nan")}
+def plain_edit(engine: Engine, z: torch.Tensor, attr: int, steps: int = 10, rate: float = 0.1) -> torch.Tensor:
+    """The seed notebook's recipe: z += rate·∇logit, `steps` times, nothing else."""
+    z = z.clone().to(engine.device)
+    for _ in range(steps):
+        z.requires_grad_(True)
+        logit = engine.classifier(engine.generator(z))[:, attr].sum()
+        (grad,) = torch.autograd.grad(logit, z)
+        z = (z + rate * grad).detach()
+    return z.cpu()
+
+
+def edit(engine: Engine, mode: str, z: torch.Tensor, attr: int, locks: list[int]) -> torch.Tensor:
+    if mode == "cli":
+        return _steer(engine, z, attr, None, CLI_STEER)
+    if mode == "window":
+        return window_edit(engine, z, attr, [])
+    if mode == "window_locked":
+        return window_edit(engine, z, attr, locks)
+    if mode == "slider":
+        return engine.edit_z(z, {attr: SLIDER_MAX_ALPHA})
+    if mode == "slider_locked":
+        return engine.edit_z(z, {attr: SLIDER_MAX_ALPHA}, locks)
+    if mode == "plain":
+        return plain_edit(engine, z, attr)
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[int], names: list[str]) -> dict:
+    images = torch.stack([f.image for f in frames])
+    p1 = sticks.probs(images)
+    self_p = torch.stack([f.probs for f in frames])
+    row = {"success": float((p1[:, attr] > 0.5).float().mean()),
+           "self_graded": float((self_p[:, attr] > 0.5).float().mean()),
+           "drift": float(drift(start["p"], p1, attr).mean())}
+    dist = sticks.identity_distance(start["images"], images)
+    if dist is not None:
+        row["identity"] = float(dist.mean())
+        row["same_person"] = float((dist < 0.6).mean())
+    for j in locks:
+        row[f"hold_{names[j]}"] = float(((p1[:, j] - start["p"][:, j]).abs() <= LOCK_HOLD).float().mean())
+    return row
 
 
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
-    if engine.directions is None:
+    if engine.directions is None and any(m.startswith("slider") for m in args.modes):
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
-    default = SteerConfig(steps=args.steps).override(preserve_weight=args.lam, step_size=args.step_size,
-                                                     momentum=args.momentum)
-    plain = replace(default, preserve_weight=0.0, momentum=0.0)  # the seed method: plain gradient ascent
-    rows = {}
+    sticks = Yardsticks(args.models, engine.device, engine.attributes)
+    if sticks.identity is None:
+        print("dlib is not installed: identity columns are left out", file=sys.stderr)
+    names = engine.attributes
+    rows: dict[str, dict] = {}
     for name in args.attributes:
         attr = engine.attribute_index(name)
-        z, p0 = starting_faces(engine, attr, args.faces, args.seed)
-        rows[name] = {
-            "faces": len(z),
-            "steer_plain": steering_scores(engine, z, p0, attr, plain),
-            "steer": steering_scores(engine, z, p0, attr, default),
-            "direction": direction_scores(engine, z, p0, attr, args.max_alpha, args.alpha_step),
-        }
-        print(f"{name}: done", file=sys.stderr)
-    return {"device": engine.device_name, "lambda": default.preserve_weight, "steps": args.steps, "rows": rows}
+        locks = [engine.attribute_index(a) for a in LOCKS if a != name]
+        z = starting_faces(engine, sticks, attr, args.faces, args.seed)
+        frames0 = engine.render(z)
+        images0 = torch.stack([f.image for f in frames0])
+        start = {"images": images0, "p": sticks.probs(images0)}
+        rows[name] = {"faces": len(z)}
+        shown = {}
+        for mode in args.modes:
+            z1 = edit(engine, mode, z, attr, locks)
+            frames = engine.render(z1)
+            rows[name][mode] = score(sticks, attr, start, frames, locks if mode.endswith("_locked") else [], names)
+            shown[mode] = torch.stack([f.image for f in frames[:8]])
+        if args.grids:
+            save_edit_grid(Path(args.grids) / f"edit_{name}.png", images0[:8], shown)
+        print(f"{name}: " + ", ".join(f"{m} {100 * rows[name][m]['success']:.0f} %" for m in args.modes),
+              file=sys.stderr)
+    return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes}
+
+
+def save_edit_grid(path: Path, start: torch.Tensor, shown: dict[str, torch.Tensor]) -> None:
+    """Columns start | window "+" | slider end (8 faces down), at 2× so a person can judge them."""
+    from core.export import save_png_grid
+
+    columns = [start] + [shown[m] for m in ("window", "slider") if m in shown]
+    tiles = torch.stack(columns, 1).reshape(-1, *start.shape[1:])  # row-major: face by face
+    save_png_grid(list(tiles), path, nrow=len(columns), size=128, smooth=True)
+
+
+def _mean(rows: dict, mode: str, key: str, only: list[str] | None = None) -> float | None:
+    values = [r[mode][key] for n, r in rows.items() if mode in r and key in r[mode] and (only is None or n in only)]
+    return sum(values) / len(values) if values else None
 
 
 def markdown(results: dict) -> str:
-    lam = results["lambda"]
-    lines = [f"Steering ≤ {results['steps']} steps · plain = λ 0, no momentum · default λ = {lam:g} · "
-             f"{results['device']}", "",
-             f"| attribute | faces | success plain | drift plain | success λ={lam:g} | drift λ={lam:g} | "
-             "success direction | drift direction | median α |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for name, r in results["rows"].items():
-        sp, s, d = r["steer_plain"], r["steer"], r["direction"]
-        lines.append(f"| {name} | {r['faces']} | {100 * sp['success']:.1f} % | {sp['drift']:.4f} | "
-                     f"{100 * s['success']:.1f} % | {s['drift']:.4f} | {100 * d['success']:.1f} % | "
-                     f"{d['drift']:.4f} | {d['alpha']:.2f} |")
-    rows = list(results["rows"].values())
-    mean = lambda key, sub: sum(r[key][sub] for r in rows) / len(rows)  # noqa: E731
-    lines.append(f"| **mean** | | {100 * mean('steer_plain', 'success'):.1f} % | {mean('steer_plain', 'drift'):.4f} | "
-                 f"{100 * mean('steer', 'success'):.1f} % | {mean('steer', 'drift'):.4f} | "
-                 f"{100 * mean('direction', 'success'):.1f} % | {mean('direction', 'drift'):.4f} | |")
-    return "\n".join(lines)
+    rows = results["rows"]
+    out = [f"{results['faces']} faces per attribute, each starting at evaluator p < 0.5 · {results['device']} · "
+           "success, drift, lock hold by the **evaluator**; identity by **dlib** (< 0.6 = same person); "
+           "self-graded = the steering classifier's own reading (not evidence)"]
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
+    num = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+    for mode in results["modes"]:
+        locked = mode.endswith("_locked")
+        head = "| attribute | success | self-graded | drift | identity | same person |"
+        head += " Male hold | Young hold |" if locked else ""
+        out += ["", f"**{mode}**", "", head, "|" + "---|" * (head.count("|") - 1)]
+        for name, r in rows.items():
+            m = r[mode]
+            line = (f"| {name} | {pct(m['success'])} | {pct(m['self_graded'])} | {num(m['drift'])} | "
+                    f"{num(m.get('identity'))} | {pct(m.get('same_person'))} |")
+            if locked:
+                line += f" {pct(m.get('hold_Male'))} | {pct(m.get('hold_Young'))} |"
+            out.append(line)
+        line = (f"| **mean** | {pct(_mean(rows, mode, 'success'))} | {pct(_mean(rows, mode, 'self_graded'))} | "
+                f"{num(_mean(rows, mode, 'drift'))} | {num(_mean(rows, mode, 'identity'))} | "
+                f"{pct(_mean(rows, mode, 'same_person', IDENTITY_ATTRIBUTES))} ¹ |")
+        if locked:
+            line += f" {pct(_mean(rows, mode, 'hold_Male'))} | {pct(_mean(rows, mode, 'hold_Young'))} |"
+        out.append(line)
+    out += ["", "¹ same-person mean over " + ", ".join(IDENTITY_ATTRIBUTES) +
+            " (a face recogniser rightly reads a sex or age change as someone else)."]
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    results = evaluate(parse_args(argv))
+    args = parse_args(argv)
+    results = evaluate(args)
     print(markdown(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
     return results
 
 

@@ -21,9 +21,12 @@ import torch
 from core.checkpoint import load_checkpoint
 from core.data import load_celeba, to_model_range
 from core.device import describe, resolve_device
+from core.identity import SAME_PERSON
 from core.metrics import attribute_accuracy, classifier_features, frechet_distance, psnr
+from training.yardsticks import EVALUATOR_FILE, Yardsticks
 
 MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--invert-n", type=int, default=100, help="held-out faces to invert (0: skip inversion)")
+    p.add_argument("--photos", default=str(PHOTOS) if PHOTOS.is_dir() else None,
+                   help="folder of real, unaligned photos to invert too")
     p.add_argument("--grids", default=None, metavar="DIR",
                    help="also write DIR/generated_64.png and DIR/heldout_reconstructions.png")
     return p.parse_args(argv)
@@ -100,6 +106,7 @@ def evaluate(args: argparse.Namespace) -> dict:
                            "per_attribute": {a: (float(r), float(g)) for a, r, g in
                                              zip(classifier_ck.attributes, real_share, gen_share)}}
     baseline = Path(args.baseline) if args.baseline else models / "baseline" / "generator.pt"
+    base_gen = None
     if baseline.exists():
         base_gen = load_checkpoint(baseline, "generator", device).model
         results["fd_baseline"] = frechet_distance(
@@ -110,7 +117,68 @@ def evaluate(args: argparse.Namespace) -> dict:
         results["encoder"] = encoder_results(encoder, gen, classifier, held_x, device)
     if args.grids:
         write_grids(Path(args.grids), gen, encoder, held_x, device, args.seed)
+    if (models / EVALUATOR_FILE).exists():
+        sticks = Yardsticks(models, device, classifier_ck.attributes)
+        results["evaluator"] = yardstick_results(args, sticks, gen, base_gen,
+                                                 held_x, held_y, train_x[:n], n)
+        if encoder is not None and args.invert_n > 0:
+            results["inversion"] = inversion_results(args, sticks, held_x[:args.invert_n])
     return results
+
+
+def yardstick_results(args: argparse.Namespace, sticks: Yardsticks, gen, base_gen, held_x: torch.Tensor,
+                      held_y: torch.Tensor, train_x: torch.Tensor, n: int) -> dict:
+    """The evaluator's own accuracy, its Fréchet distances and its attribute coverage."""
+    device = sticks.device
+    acc = attribute_accuracy(sticks.evaluator, held_x, held_y)
+    real = sticks.features(held_x[:n])
+    out = {"mean_accuracy": float(acc.mean()), "per_attribute": dict(zip(sticks.attributes, acc.tolist())),
+           "fd_real_floor": frechet_distance(sticks.features(train_x), real),
+           "fd_generator": frechet_distance(sticks.features(sample(gen, n, args.seed, device)), real)}
+    if base_gen is not None:
+        out["fd_baseline"] = frechet_distance(sticks.features(sample(base_gen, n, args.seed, device)), real)
+    real_share = (sticks.probs(held_x) > 0.5).float().mean(0)
+    gen_share = torch.zeros_like(real_share)
+    for start in range(0, args.coverage_n, 2000):
+        count = min(2000, args.coverage_n - start)
+        gen_share += (sticks.probs(sample(gen, count, args.seed + 1 + start, device)) > 0.5).float().sum(0)
+    gen_share /= max(args.coverage_n, 1)
+    out["coverage"] = {a: (float(r), float(g)) for a, r, g in zip(sticks.attributes, real_share, gen_share)}
+    return out
+
+
+def inversion_results(args: argparse.Namespace, sticks: Yardsticks, held_x: torch.Tensor) -> dict:
+    """The app's whole inversion (`Engine.invert_job`) on aligned held-out faces and on real photos."""
+    from core.engine import Engine, InvertOutcome
+    from core.inversion import FaceCrop
+    from core.worker import run_inline
+
+    engine = Engine(args.models, device=args.device, start_worker=False)
+
+    def run(sources: list) -> dict:
+        crops, results, found = [], [], 0
+        for source in sources:
+            outcome: InvertOutcome = run_inline(engine.invert_job, source)
+            crops.append(outcome.crop.image)
+            results.append(outcome.frame.image)
+            found += outcome.crop.face is not None
+        x, y = torch.stack(crops), torch.stack(results)
+        p_x, p_y = sticks.probs(x), sticks.probs(y)
+        aligned = all(isinstance(source, FaceCrop) for source in sources)
+        row = {"n": len(sources), "face_found": None if aligned else found / max(len(sources), 1),
+               "psnr": float(psnr(to_model_range(y), to_model_range(x)).mean()),
+               "attribute_agreement": float(((p_x > 0.5) == (p_y > 0.5)).float().mean())}
+        dist = sticks.identity_distance(x, y)
+        if dist is not None:
+            row["identity"], row["same_person"] = float(dist.mean()), float((dist < SAME_PERSON).mean())
+        return row
+
+    out = {"heldout": run([FaceCrop(image=img, box=(0, 0, img.shape[2], img.shape[1]), face=None) for img in held_x])}
+    photos = sorted(p for p in Path(args.photos).glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")) \
+        if args.photos else []
+    if photos:
+        out["photos"] = run([str(p) for p in photos])
+    return out
 
 
 @torch.no_grad()
@@ -148,6 +216,32 @@ def markdown(results: dict) -> str:
               "| attribute | accuracy | real share | generated share |", "|---|---|---|---|"]
     lines += [f"| {name} | {100 * a:.1f} % | {100 * coverage[name][0]:.1f} % | {100 * coverage[name][1]:.2f} % |"
               for name, a in results["classifier"]["per_attribute"].items()]
+    if "evaluator" in results:
+        lines += ["", yardstick_markdown(results)]
+    return "\n".join(lines)
+
+
+def yardstick_markdown(results: dict) -> str:
+    ev = results["evaluator"]
+    lines = ["By the yardsticks (the evaluator, never used by any method; identity by dlib, < 0.6 = same person):",
+             "", "| metric | value |", "|---|---|",
+             f"| evaluator mean accuracy (40 attributes, held-out) | {100 * ev['mean_accuracy']:.2f} % |",
+             f"| FD (evaluator features) generator | {ev['fd_generator']:.2f} |"]
+    if "fd_baseline" in ev:
+        lines.append(f"| FD (evaluator features) baseline | {ev['fd_baseline']:.2f} |")
+    lines.append(f"| FD (evaluator features) real vs real (floor) | {ev['fd_real_floor']:.2f} |")
+    for name, row in results.get("inversion", {}).items():
+        label = "held-out aligned faces" if name == "heldout" else "real photos"
+        lines.append(f"| inversion, {row['n']} {label}: PSNR / evaluator attribute agreement | "
+                     f"{row['psnr']:.2f} dB / {100 * row['attribute_agreement']:.1f} % |")
+        if row["face_found"] is not None:
+            lines.append(f"| inversion, {label}: face found | {100 * row['face_found']:.0f} % |")
+        if "identity" in row:
+            lines.append(f"| inversion, {label}: identity distance / same person | "
+                         f"{row['identity']:.3f} / {100 * row['same_person']:.0f} % |")
+    lines += ["", "| attribute | evaluator accuracy | real share | generated share (evaluator) |", "|---|---|---|---|"]
+    lines += [f"| {a} | {100 * acc:.1f} % | {100 * ev['coverage'][a][0]:.1f} % | {100 * ev['coverage'][a][1]:.2f} % |"
+              for a, acc in ev["per_attribute"].items()]
     return "\n".join(lines)
 
 

@@ -11,10 +11,11 @@ from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QScrollArea,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
+from core.policy import SLIDER_MAX_ALPHA
 from ui.icons import IconBinder, icon
 
 SLIDER_STEPS = 100  # the slider runs from -SLIDER_STEPS to +SLIDER_STEPS
-MAX_ALPHA = 3.0  # strength at the slider's end, in z units along a unit direction
+MAX_ALPHA = SLIDER_MAX_ALPHA  # strength at the slider's end (core.policy)
 
 # The 40 CelebA attributes, grouped the way people think about a face.
 GROUPS: list[tuple[str, list[str]]] = [

@@ -6,7 +6,6 @@ code: every face, steering run, inversion, canvas map and export is a job submit
 """
 from __future__ import annotations
 
-import dataclasses
 
 import random
 from pathlib import Path
@@ -22,6 +21,7 @@ from core.engine import Engine, Frame, InvertOutcome, Progress, SteerOutcome
 from core.export import save_png
 from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
 from core.inversion import FaceCrop, InvertConfig
+from core.policy import WINDOW_STEER, window_steer_config
 from core.steering import SteerConfig
 from ui.attribute_panel import MAX_ALPHA, AttributePanel, display_name
 from ui.bridge import Bridge, Task
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.start_frame: Frame | None = None  # the "before" face: where this editing session started
         self._start_state: EditState | None = None
         self.directions_available: list[bool] | None = None
-        self.steer_config = SteerConfig(until=0.9)
+        self.steer_config = WINDOW_STEER
         self.invert_config = InvertConfig()
         self.fit_config = FitConfig()
         self.last_steer: SteerOutcome | None = None
@@ -557,18 +557,9 @@ class MainWindow(QMainWindow):
         return task
 
     def _steer_config_for(self, name: str, sign: int) -> SteerConfig:
-        """"More" means confidently more: steer until p passes 0.9 (0.1 for "less"); a face that is
-        already there gets a short push further instead of a run that stops at once. Locked
-        attributes are preserved with full weight for the whole run (λ ≥ 1, no fading, no momentum)."""
-        config = dataclasses.replace(self.steer_config)
-        if self.state is not None and self.state.locked:  # the user asked to keep these: hold them all the way
-            config = dataclasses.replace(config, fade_preservation=False, momentum=0.0,
-                                         preserve_weight=max(config.preserve_weight, 1.0))
-        if self.frame is not None and config.until is not None:
-            p = float(self.frame.probs[self.engine.attribute_index(name)])
-            if (p > config.until) if sign > 0 else (p < 1 - config.until):
-                config = dataclasses.replace(config, until=None, steps=max(1, config.steps // 3))
-        return config
+        """The window's "more"/"less" (core.policy), from the face's reading right now."""
+        p = float(self.frame.probs[self.engine.attribute_index(name)]) if self.frame is not None else 0.5
+        return window_steer_config(p, sign, bool(self.state is not None and self.state.locked), self.steer_config)
 
     def _on_steer_progress(self, task: Task, label: str, item: Any) -> None:
         if task is not self._face_task or not isinstance(item, Progress) or item.frame is None:

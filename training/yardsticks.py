@@ -1,0 +1,62 @@
+"""The yardsticks every quality number is read with: the evaluator and the face-identity metric.
+
+Neither is touched by the methods they grade: the evaluator (`core.models.Evaluator`, its own
+checkpoint kind) is loaded only here, by `training.evaluate` and `training.eval_control`; the
+identity metric is dlib's face-recognition ResNet (`core.identity`). Numbers from the steering
+classifier can only flatter an edit it drove, so they are printed, when at all, as "self-graded".
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import identity
+from core.checkpoint import CheckpointError, load_checkpoint
+from core.data import to_model_range
+
+EVALUATOR_FILE = "evaluator.pt"
+
+
+class Yardsticks:
+    """The evaluator on `device` and (when dlib is installed) the identity metric."""
+
+    def __init__(self, models_dir: str | os.PathLike, device: torch.device | str = "cpu",
+                 attributes: list[str] | None = None):
+        path = Path(models_dir) / EVALUATOR_FILE
+        ck = load_checkpoint(path, "evaluator", device)
+        if attributes is not None and ck.attributes != list(attributes):
+            raise CheckpointError(f"{path}: its attribute list differs from the steering classifier's")
+        self.evaluator = ck.model.eval()
+        self.attributes = ck.attributes
+        self.device = next(self.evaluator.parameters()).device
+        self.identity = identity.IdentityMetric() if identity.available() else None
+
+    @torch.no_grad()
+    def _map(self, images: torch.Tensor, fn, batch_size: int = 250) -> torch.Tensor:
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(self.device)
+            out.append(fn(to_model_range(x) if x.dtype == torch.uint8 else x.float()).cpu())
+        return torch.cat(out)
+
+    def probs(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) uint8 or [-1, 1] -> (N, A) evaluator probabilities on the CPU."""
+        return self._map(images, lambda x: torch.sigmoid(self.evaluator(x).float()))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate evaluator features (float64, CPU), for the evaluator's Fréchet distance."""
+        return self._map(images, lambda x: self.evaluator.features(x).double())
+
+    def identity_distance(self, a: torch.Tensor, b: torch.Tensor) -> np.ndarray | None:
+        """Per-pair dlib distance (< 0.6: same person), or None when dlib is missing."""
+        return None if self.identity is None else self.identity.distance(a, b)
+
+
+def drift(p0: torch.Tensor, p1: torch.Tensor, attr: int) -> torch.Tensor:
+    """Per-face mean |Δp| over every attribute but `attr`."""
+    others = torch.ones(p0.shape[1], dtype=torch.bool)
+    others[attr] = False
+    return (p1 - p0).abs()[:, others].mean(1)
