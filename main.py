@@ -67,11 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "edit.png")
     p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA")
     p.add_argument("--lock", action="append", default=[], metavar="ATTR", help="edit orthogonally to these")
-    p = sub.add_parser("invert", help="photo -> face crop -> z; PNG of crop | encoder | refined")
+    p = sub.add_parser("invert", help="photo -> aligned crop -> z -> the face's own tuned G; PNG of the result")
     _common(p, "inverted.png")
     p.add_argument("photo")
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--save-z", default=None, help="also save z to this .pt file")
+    p.add_argument("--steps", type=int, default=40, help="z refinement steps")
+    p.add_argument("--tune-steps", type=int, default=None, help="generator tuning steps (0 = no tuning)")
+    p.add_argument("--crop-out", default=None, help="also write the aligned crop (same framing as --out)")
+    p.add_argument("--paste-out", default=None, help="also write the result pasted back into the photo")
+    p.add_argument("--save-z", default=None, help="also save z (and the generator change) to this .pt file")
     p = sub.add_parser("walk", help="keyframe path (--to-seed) or walk along a direction; GIF")
     _common(p, "walk.gif")
     _gif(p)
@@ -195,24 +198,34 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    import torch
+    import numpy as np
 
-    from core.export import save_png_grid
-    from core.inversion import InvertConfig
+    from core.align import paste_back
+    from core.data import open_image
+    from core.export import save_png
+    from core.inversion import InvertConfig, crop_face
     from core.worker import run_inline
 
+    config = InvertConfig(steps=args.steps)
+    if args.tune_steps is not None:
+        config.tune.steps = args.tune_steps
     engine = _engine(args)
-    outcome = run_inline(engine.invert_job, args.photo, InvertConfig(steps=args.steps),
-                         on_progress=_progress("refining"))
+    photo = open_image(args.photo)
+    crop = crop_face(photo)
+    outcome = run_inline(engine.invert_job, crop, config, on_progress=_progress("inverting"))
     res = outcome.result
-    enc_image = engine.render(res.z_encoder)[0].image
-    print(f"face {'found at ' + str(outcome.crop.face) if outcome.crop.face else 'not found (centre crop)'}; "
-          f"PSNR encoder {res.psnr_encoder_db:.2f} dB -> refined {res.psnr_db:.2f} dB")
-    path = save_png_grid([outcome.crop.image, enc_image, outcome.frame.image], args.out, nrow=3, size=args.size,
-                         smooth=args.smooth)
+    tuned = f" -> tuned {outcome.tuning.psnr_db:.2f} dB" if outcome.tuning else ""
+    print(f"face {'found at ' + str(crop.face) + ' (' + crop.method + ')' if crop.face else 'not found (centre crop)'}; "
+          f"PSNR encoder {res.psnr_encoder_db:.2f} dB -> refined {res.psnr_db:.2f} dB{tuned}")
+    path = save_png(outcome.frame.image, args.out, size=args.size, smooth=args.smooth)
+    print(f"wrote the result to {path}")
+    if args.crop_out:
+        print(f"wrote the aligned crop to {save_png(crop.image, args.crop_out, size=args.size, smooth=args.smooth)}")
+    if args.paste_out:
+        pasted = paste_back(photo, outcome.frame.image.permute(1, 2, 0).numpy(), np.asarray(crop.transform))
+        print(f"wrote the result pasted into the photo to {save_png(pasted, args.paste_out)}")
     if args.save_z:
-        _save_tensor({"z": res.z}, args.save_z)
-    print(f"wrote crop | encoder | refined to {path}")
+        _save_tensor({"z": res.z, "generator_delta": outcome.delta.to_dict() if outcome.delta else None}, args.save_z)
     return 0
 
 
@@ -287,22 +300,29 @@ COMMANDS = {"generate": cmd_generate, "steer": cmd_steer, "edit": cmd_edit, "inv
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # CelebAError, CheckpointError and ImageLoadError are ValueErrors; a missing file, a folder
+    # where a file belongs or a full disk are OSErrors: each is one line, never a traceback.
+    # Training keeps tracebacks for RuntimeErrors (a bug or a device failure mid-run).
     if argv and argv[0] in TRAINING:
         import importlib
 
-        importlib.import_module(TRAINING[argv[0]]).main(argv[1:])
-        return 0
-    args = build_parser().parse_args(argv)
-    if args.command is None:
-        return cmd_gui()
-    from core.checkpoint import CheckpointError
-    from core.data import ImageLoadError
-
+        run, expected = (lambda: importlib.import_module(TRAINING[argv[0]]).main(argv[1:])), (ValueError, OSError)
+    else:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            return cmd_gui()
+        run, expected = (lambda: COMMANDS[args.command](args)), (RuntimeError, ValueError, OSError)
     try:
-        return COMMANDS[args.command](args)
-    except (CheckpointError, ImageLoadError, RuntimeError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        code = run()
+    except expected as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    return code if isinstance(code, int) else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -191,3 +191,52 @@ def test_out_that_cannot_be_written_names_the_target_not_the_temp_file(tmp_path)
     with pytest.raises(ValueError, match="not a file name"):
         save_png(img, "")
     assert leftovers(tmp_path) == []
+
+
+# --- 2. a training run never silently replaces an earlier one ----------------------------------
+
+
+def _gan(data: Path, out: Path, *extra: str) -> dict:
+    from training import train_gan
+
+    return train_gan.main(["--data", str(data), "--out", str(out), "--smoke", "--steps", "2",
+                           "--sample-every", "1000", *extra])
+
+
+def test_training_refuses_to_reuse_a_run_folder_without_resume_or_overwrite(celeba_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / "generator.pt").write_bytes(b"earlier weights")
+    with pytest.raises(SystemExit, match="already holds a run .*--resume.*--overwrite"):
+        _gan(celeba_dir, out)
+    with pytest.raises(SystemExit, match="already holds a run"):
+        main.main(["train-encoder", "--data", str(celeba_dir), "--out", str(out), "--generator", "g.pt",
+                   "--classifier", "c.pt"])
+    assert (out / "metrics.jsonl").read_text() == '{"step": 1}\n'
+    assert (out / "generator.pt").read_bytes() == b"earlier weights"
+    result = _gan(celeba_dir, out, "--overwrite")  # asked for: replaced
+    assert result["steps"] == 2 and '"step": 1,' in (out / "metrics.jsonl").read_text()
+    assert _gan(celeba_dir, tmp_path / "fresh")["steps"] == 2  # a new folder needs neither flag
+
+
+def test_resume_from_an_unfit_checkpoint_is_one_sentence(celeba_dir, tmp_path):
+    from core.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    _gan(celeba_dir, out)
+    with pytest.raises(SystemExit, match="does not fit this run's options"):
+        _gan(celeba_dir, out, "--resume", "--preset", "plain")  # another architecture
+    shipped = load_checkpoint(out / "generator.pt", "generator")
+    save_checkpoint(out / "generator.pt", "generator", shipped.model)  # no resume state, like a shipped G
+    with pytest.raises(SystemExit, match="holds no resume state"):
+        _gan(celeba_dir, out, "--resume")
+
+
+def test_training_commands_report_bad_data_and_checkpoints_in_one_line(celeba_dir, tmp_path, capsys):
+    code, _, err = run(capsys, "train-gan", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "a"),
+                       "--smoke")
+    assert code == 1 and one_line_error(err) and "img_align_celeba" in err
+    code, _, err = run(capsys, "train-encoder", "--data", str(celeba_dir), "--out", str(tmp_path / "b"), "--smoke",
+                       "--generator", str(tmp_path), "--classifier", str(tmp_path))
+    assert code == 1 and one_line_error(err) and str(tmp_path) in err

@@ -35,6 +35,8 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=100, help="steps between metric lines")
     p.add_argument("--sample-every", type=int, default=1000, help="steps between sample grids / evaluations")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a run folder that already holds a run (its metrics and checkpoints are replaced)")
     p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
     p.add_argument("--cache-dir", default=None, help="where the decoded dataset is cached")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -74,8 +76,44 @@ def init_device(args: argparse.Namespace) -> torch.device:
     return device
 
 
+RUN_FILES = ("metrics.jsonl", "*.pt")  # what makes a folder hold a run
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse (SystemExit, one line) to start a fresh run over an earlier one, unless asked to.
+
+    A fresh run empties metrics.jsonl and replaces the checkpoints, so re-running a script into
+    the same folder without --resume would silently lose the earlier run.
+    """
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: is a file, not a run folder")
+    if resume or overwrite or not out.is_dir():
+        return
+    found = sorted({p.name for pattern in RUN_FILES for p in out.glob(pattern)})
+    if found:
+        raise SystemExit(f"--out {out} already holds a run ({', '.join(found[:3])}); pass --resume to continue it, "
+                         "--overwrite to replace it, or another --out")
+
+
+def resume_state(checkpoint, what: str = "resume") -> dict:
+    """The resume state a training checkpoint carries, or SystemExit naming the file (one line)."""
+    state = checkpoint.extra.get(what) if isinstance(checkpoint.extra, dict) else None
+    if not isinstance(state, dict):
+        raise SystemExit(f"--resume: {checkpoint.path} holds no resume state (a shipped or converted "
+                         "checkpoint?); pass --overwrite to start afresh")
+    return state
+
+
+def resume_failed(path: Path, exc: BaseException) -> SystemExit:
+    """One line for a run folder whose checkpoint does not fit this run's options."""
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return SystemExit(f"--resume: {path} does not fit this run's options (another preset or size?): {first}; "
+                      "use the run's original options, or --overwrite to start afresh")
+
+
 def setup(args: argparse.Namespace) -> tuple[torch.device, RunData, Path]:
     """Device, seeds, data on the device, run folder; prints one line on what it got."""
+    check_run_folder(Path(args.out), args.resume, getattr(args, "overwrite", False))
     device = init_device(args)
     ds: CelebATensors = load_celeba(args.data, cache_dir=args.cache_dir, progress=not args.smoke)
     train_x, train_y = ds.split(held_out=False)

@@ -23,7 +23,8 @@ from core.device import autocast
 from core.losses import image_distance
 from core.metrics import psnr
 from core.models import Encoder, EncoderConfig
-from training.common import BatchSampler, MetricLog, base_parser, save_grid, setup, total_steps, train_summary
+from training.common import (BatchSampler, MetricLog, base_parser, resume_failed, resume_state, save_grid, setup,
+                             total_steps, train_summary)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,9 +81,14 @@ def train(args: argparse.Namespace) -> dict:
     start, elapsed_before, history = 0, 0.0, []
     if args.resume and path.exists():
         ck = load_checkpoint(path, "encoder")
-        encoder.load_state_dict(ck.model.state_dict())
-        opt.load_state_dict(ck.extra["resume"]["opt"])
-        start, elapsed_before = int(ck.extra["resume"]["step"]), float(ck.train.get("time_s", 0))
+        resume = resume_state(ck)
+        try:
+            encoder.load_state_dict(ck.model.state_dict())
+            opt.load_state_dict(resume["opt"])
+            start = int(resume["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise resume_failed(path, exc) from None
+        elapsed_before = float(ck.train.get("time_s", 0))
         history = list(ck.train.get("history", []))
         torch.manual_seed(args.seed + start)
         print(f"resumed at step {start}/{steps}")

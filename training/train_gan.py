@@ -29,8 +29,8 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.device import autocast
 from core.metrics import fd_cls
 from core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from training.common import (BatchSampler, MetricLog, balance_weights, base_parser, parse_balance, save_grid, setup,
-                             total_steps, train_summary)
+from training.common import (BatchSampler, MetricLog, balance_weights, base_parser, parse_balance, resume_failed,
+                             resume_state, save_grid, setup, total_steps, train_summary)
 from training.diffaug import diff_augment, parse_policy
 
 PRESETS = {
@@ -246,14 +246,18 @@ def train(args: argparse.Namespace) -> dict:
     g_path, d_path = out / "generator.pt", out / "discriminator.pt"
     if args.resume and g_path.exists():
         g_ck, d_ck = load_checkpoint(g_path, "generator"), load_checkpoint(d_path, "discriminator")
-        resume = g_ck.extra["resume"]
-        gen.load_state_dict(resume["generator_raw"])
-        if gen_ema is not None:
-            gen_ema.load_state_dict(g_ck.model.state_dict())
-        disc.load_state_dict(d_ck.model.state_dict())
-        trainer.opt_g.load_state_dict(resume["opt_g"])
-        trainer.opt_d.load_state_dict(d_ck.extra["resume"]["opt_d"])
-        start, elapsed_before = int(resume["step"]), float(g_ck.train.get("time_s", 0.0))
+        resume, d_resume = resume_state(g_ck), resume_state(d_ck)
+        try:
+            gen.load_state_dict(resume["generator_raw"])
+            if gen_ema is not None:
+                gen_ema.load_state_dict(g_ck.model.state_dict())
+            disc.load_state_dict(d_ck.model.state_dict())
+            trainer.opt_g.load_state_dict(resume["opt_g"])
+            trainer.opt_d.load_state_dict(d_resume["opt_d"])
+            start = int(resume["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise resume_failed(g_path, exc) from None
+        elapsed_before = float(g_ck.train.get("time_s", 0.0))
         history = list(g_ck.train.get("history", []))
         torch.manual_seed(args.seed + start)
         print(f"resumed at step {start}/{steps}")
