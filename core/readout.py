@@ -1,0 +1,50 @@
+"""What an edit did, in plain words: the other attributes it moved, and whether it is still the person.
+
+The attribute deltas are the app's own readout (the steering classifier, shown beside the face);
+"same person" comes from the identity metric (`core.identity`), which no edit optimises against.
+"""
+from __future__ import annotations
+
+import torch
+
+from core.identity import SAME_PERSON
+
+
+def side_effects(p0: torch.Tensor, p1: torch.Tensor, names: list[str], edited: set[str], k: int = 3,
+                 at_least: float = 0.10) -> list[tuple[str, float]]:
+    """The `k` attributes (not in `edited`) that moved most, by at least `at_least`, with their Δp."""
+    delta = (p1.float() - p0.float()).tolist()
+    moved = [(names[i], d) for i, d in enumerate(delta) if names[i] not in edited and abs(d) >= at_least]
+    return sorted(moved, key=lambda item: -abs(item[1]))[:k]
+
+
+def identity_words(distance: float | None) -> str:
+    """A sentence for the face-identity distance between the starting face and this one."""
+    if distance is None:
+        return ""
+    if distance < 0.45:
+        return "Still clearly the same person."
+    if distance < SAME_PERSON:
+        return "Still looks like the same person."
+    return "May no longer look like the same person."
+
+
+def describe(changes: list[tuple[str, float]], display=lambda name: name.replace("_", " ")) -> str:
+    if not changes:
+        return "Nothing else changed noticeably."
+    return "Also changed: " + ", ".join(f"{display(n)} {'+' if d > 0 else '−'}{abs(d) * 100:.0f} %" for n, d in changes)
+
+
+_METRIC = None
+
+
+def identity_distance(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """dlib distance between two faces (3, H, W) uint8, or None without dlib. Worker thread only."""
+    global _METRIC
+    from core import identity
+
+    if _METRIC is None:
+        if not identity.available():
+            return None
+        _METRIC = identity.IdentityMetric()
+    return float(_METRIC.distance(a.unsqueeze(0), b.unsqueeze(0))[0])
