@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -29,10 +30,28 @@ TRAINING = {
 }
 
 
+MAX_SEED = 2**64 - 1  # torch seeds are 64-bit
+MAX_FACES = 1024  # generate --n: a 32×32 grid; more is a job for a loop over seeds
+MAX_FRAMES = 2000  # frames of one GIF (steer steps, walk frames): they are held in memory until written
+
+
+def _int_in(lo: int, hi: int):
+    """argparse type: an integer from lo to hi (a clear usage error otherwise, never a traceback)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo} to {hi:,}, got {value:,}")
+        return value
+    return parse
+
+
 def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--models", default=None, help="folder with the checkpoints (default: resources/models)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--seed", type=int, default=0, help="random face to start from")
+    p.add_argument("--seed", type=_int_in(0, MAX_SEED), default=0, help="random face to start from")
     p.add_argument("--out", default=out)
     p.add_argument("--size", type=int, default=256, help="output pixels per face")
     p.add_argument("--smooth", action="store_true", help="smooth (LANCZOS) instead of crisp upscaling")
@@ -50,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("generate", help="random faces to a PNG grid")
     _common(p, "faces.png")
-    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--n", type=_int_in(1, MAX_FACES), default=16, help="number of faces")
     p = sub.add_parser("steer", help="classifier-gradient steering; GIF of the trajectory (or PNG)")
     _common(p, "steer.gif")
     _gif(p)
@@ -58,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--less", action="append", default=[], metavar="ATTR")
     p.add_argument("--lock", action="append", default=None, metavar="ATTR",
                    help="preserve only these (default: preserve all other attributes)")
-    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--steps", type=_int_in(0, MAX_FRAMES - 1), default=30)
     p.add_argument("--step-size", type=float, default=None)
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="preservation weight λ (0 = plain)")
     p.add_argument("--until", type=float, default=None,
@@ -67,26 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "edit.png")
     p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA")
     p.add_argument("--lock", action="append", default=[], metavar="ATTR", help="edit orthogonally to these")
-    p = sub.add_parser("invert", help="photo -> aligned crop -> z -> the face's own tuned G; PNG of the result")
+    p = sub.add_parser("invert", help="photo -> face crop -> z; PNG of crop | encoder | refined")
     _common(p, "inverted.png")
     p.add_argument("photo")
-    p.add_argument("--steps", type=int, default=40, help="z refinement steps")
-    p.add_argument("--tune-steps", type=int, default=None, help="generator tuning steps (0 = no tuning)")
-    p.add_argument("--crop-out", default=None, help="also write the aligned crop (same framing as --out)")
-    p.add_argument("--paste-out", default=None, help="also write the result pasted back into the photo")
-    p.add_argument("--save-z", default=None, help="also save z (and the generator change) to this .pt file")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--save-z", default=None, help="also save z to this .pt file")
     p = sub.add_parser("walk", help="keyframe path (--to-seed) or walk along a direction; GIF")
     _common(p, "walk.gif")
     _gif(p)
-    p.add_argument("--to-seed", type=int, action="append", default=[], help="next keyframe (repeatable)")
+    p.add_argument("--to-seed", type=_int_in(0, MAX_SEED), action="append", default=[],
+                   help="next keyframe (repeatable)")
     p.add_argument("--direction", default=None, metavar="ATTR")
     p.add_argument("--max-alpha", type=float, default=6.0)
-    p.add_argument("--frames", type=int, default=24, help="frames per segment (keyframes) or in all (direction)")
+    p.add_argument("--frames", type=_int_in(2, MAX_FRAMES), default=24,
+                   help="frames per segment (keyframes) or in all (direction)")
     p.add_argument("--loop", action="store_true", help="return to the first keyframe")
     p = sub.add_parser("directions", help="fit the latent directions of the generator and save them")
     p.add_argument("--models", default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--samples", type=int, default=None, help="generated faces to fit on (default 200,000)")
+    p.add_argument("--samples", type=_int_in(100, 10_000_000), default=None,
+                   help="generated faces to fit on (default 200,000)")
     p.add_argument("--out", default=None, help="default: the user cache (resources/models/directions.pt to ship)")
     p = sub.add_parser("info", help="print a checkpoint's metadata")
     p.add_argument("checkpoint")
@@ -124,6 +143,23 @@ def _save_tensor(obj: object, path: str) -> None:
     save_tensor_atomic(obj, path)
 
 
+def _check_out(out: str, *suffixes: str) -> None:
+    """--out must name a file of a kind this command writes (x.txt used to get PNG bytes)."""
+    if not out or not out.lower().endswith(suffixes):
+        kinds = " or ".join(suffixes)
+        raise ValueError(f"--out {out!r}: this command writes {kinds.upper().replace('.', '')}; "
+                         f"give a file name ending in {kinds}")
+
+
+def _check_alpha(what: str, alpha: float, z_dim: int) -> None:
+    from core.latent import max_alpha
+
+    limit = max_alpha(z_dim)
+    if not math.isfinite(alpha) or abs(alpha) > limit:
+        raise ValueError(f"{what}={alpha:g}: the strength must be within ±{limit:.1f} for this generator "
+                         f"(twice the typical length of z; beyond it the edit is all that is left of the face)")
+
+
 def _gif_options(args: argparse.Namespace, captions: list[str] | None = None):
     from core.export import GifOptions
 
@@ -139,9 +175,10 @@ def _caption(engine, frame, names: list[str]) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     from core.export import save_png_grid
 
+    _check_out(args.out, ".png")
     engine = _engine(args)
     frames = engine.render(engine.z_from_seed(args.seed, args.n))
-    path = save_png_grid([f.image for f in frames], args.out, nrow=int(args.n ** 0.5 + 0.999), size=args.size // 2,
+    path = save_png_grid([f.image for f in frames], args.out, nrow=math.ceil(math.sqrt(args.n)), size=args.size,
                          smooth=args.smooth)
     print(f"wrote {args.n} faces (seed {args.seed}) to {path}")
     return 0
@@ -155,6 +192,10 @@ def cmd_steer(args: argparse.Namespace) -> int:
     targets = {**{a: 1.0 for a in args.more}, **{a: -1.0 for a in args.less}}
     if not targets:
         raise ValueError("say what to change: --more ATTR and/or --less ATTR")
+    both = sorted(set(args.more) & set(args.less))
+    if both:
+        raise ValueError(f"--more and --less both name {', '.join(both)}: say which way to steer it")
+    _check_out(args.out, ".gif", ".png")
     config = SteerConfig(steps=args.steps).override(step_size=args.step_size, preserve_weight=args.lam,
                                                     until=args.until)
     if args.until == 0:
@@ -187,7 +228,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
             raise ValueError(f"--set needs ATTR=NUMBER, got {item!r}") from None
     if not alphas:
         raise ValueError("say what to edit: --set ATTR=ALPHA (e.g. --set Smiling=2)")
+    _check_out(args.out, ".png")
     engine = _engine(args)
+    for name, alpha in alphas.items():
+        _check_alpha(f"--set {name}", alpha, engine.z_dim)
     z = engine.z_from_seed(args.seed)
     before, after = engine.render(z)[0], engine.edit_job(z, alphas, args.lock)
     names = list(alphas)
@@ -198,34 +242,24 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    import numpy as np
+    import torch
 
-    from core.align import paste_back
-    from core.data import open_image
-    from core.export import save_png
-    from core.inversion import InvertConfig, crop_face
+    from core.export import save_png_grid
+    from core.inversion import InvertConfig
     from core.worker import run_inline
 
-    config = InvertConfig(steps=args.steps)
-    if args.tune_steps is not None:
-        config.tune.steps = args.tune_steps
     engine = _engine(args)
-    photo = open_image(args.photo)
-    crop = crop_face(photo)
-    outcome = run_inline(engine.invert_job, crop, config, on_progress=_progress("inverting"))
+    outcome = run_inline(engine.invert_job, args.photo, InvertConfig(steps=args.steps),
+                         on_progress=_progress("refining"))
     res = outcome.result
-    tuned = f" -> tuned {outcome.tuning.psnr_db:.2f} dB" if outcome.tuning else ""
-    print(f"face {'found at ' + str(crop.face) + ' (' + crop.method + ')' if crop.face else 'not found (centre crop)'}; "
-          f"PSNR encoder {res.psnr_encoder_db:.2f} dB -> refined {res.psnr_db:.2f} dB{tuned}")
-    path = save_png(outcome.frame.image, args.out, size=args.size, smooth=args.smooth)
-    print(f"wrote the result to {path}")
-    if args.crop_out:
-        print(f"wrote the aligned crop to {save_png(crop.image, args.crop_out, size=args.size, smooth=args.smooth)}")
-    if args.paste_out:
-        pasted = paste_back(photo, outcome.frame.image.permute(1, 2, 0).numpy(), np.asarray(crop.transform))
-        print(f"wrote the result pasted into the photo to {save_png(pasted, args.paste_out)}")
+    enc_image = engine.render(res.z_encoder)[0].image
+    print(f"face {'found at ' + str(outcome.crop.face) if outcome.crop.face else 'not found (centre crop)'}; "
+          f"PSNR encoder {res.psnr_encoder_db:.2f} dB -> refined {res.psnr_db:.2f} dB")
+    path = save_png_grid([outcome.crop.image, enc_image, outcome.frame.image], args.out, nrow=3, size=args.size,
+                         smooth=args.smooth)
     if args.save_z:
-        _save_tensor({"z": res.z, "generator_delta": outcome.delta.to_dict() if outcome.delta else None}, args.save_z)
+        _save_tensor({"z": res.z}, args.save_z)
+    print(f"wrote crop | encoder | refined to {path}")
     return 0
 
 
@@ -234,9 +268,11 @@ def cmd_walk(args: argparse.Namespace) -> int:
     from core.latent import alpha_range, direction_walk, keyframe_path
     from core.worker import run_inline
 
+    _check_out(args.out, ".gif")
     engine = _engine(args)
     z = engine.z_from_seed(args.seed)[0]
     if args.direction:
+        _check_alpha("--max-alpha", args.max_alpha, engine.z_dim)
         d = engine.require_directions().vectors[engine.attribute_index(args.direction)]
         path_z = direction_walk(z, d, alpha_range(args.max_alpha, args.frames, pingpong=args.loop))
         names = [args.direction]
@@ -246,6 +282,9 @@ def cmd_walk(args: argparse.Namespace) -> int:
         names = []
     else:
         raise ValueError("give --to-seed N (keyframes) or --direction ATTR")
+    if len(path_z) > MAX_FRAMES:
+        raise ValueError(f"that walk has {len(path_z):,} frames; one GIF holds at most {MAX_FRAMES:,} "
+                         "(fewer --frames or keyframes)")
     frames = run_inline(engine.render_path_job, path_z, on_progress=_progress("rendering"))
     captions = [_caption(engine, f, names) for f in frames] if names else None
     path = save_gif([f.image for f in frames], args.out, _gif_options(args, captions))
@@ -276,9 +315,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     from core.checkpoint import read_metadata
 
     meta = read_metadata(args.checkpoint)
-    train = dict(meta.get("train", {}))
-    train.pop("history", None)
-    meta["train"] = train
+    train = meta.get("train")
+    if isinstance(train, dict):
+        meta["train"] = {k: v for k, v in train.items() if k != "history"}
     print(json.dumps(meta, indent=2, default=str))
     return 0
 

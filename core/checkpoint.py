@@ -24,6 +24,9 @@ from core.models import MODEL_KINDS, config_from_dict
 FORMAT_VERSION = 1
 # Kinds without a network of their own (e.g. fitted latent directions) are still checkpoints.
 DATA_KINDS = ("directions",)
+# The largest allowed encoder is 1.4 GiB of float32 weights; with resume state (Adam moments) 4×.
+MAX_CHECKPOINT_BYTES = 8 << 30
+RESUME_COPIES = 5  # weights + EMA/raw copy + two Adam moments, with room to spare
 
 
 class CheckpointError(ValueError):
@@ -85,11 +88,32 @@ def save_checkpoint(
     return save_tensor_atomic(blob, path)
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse archives that would inflate on load: torch.save stores entries uncompressed, so a
+    compressed entry (a 2.7 MB file that inflated to 1.6 GB) is not one of ours."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint ({_first_line(exc)})") from None
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise CheckpointError(f"{path}: refused, it holds compressed entries ({packed[0]}), which torch.save "
+                              "never writes (a compressed checkpoint can inflate far beyond its size)")
+    total = sum(e.file_size for e in entries)
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{path}: refused, its entries add up to {total / 2**30:.1f} GiB, more than any "
+                              f"checkpoint needs ({MAX_CHECKPOINT_BYTES / 2**30:.0f} GiB)")
+
+
 def _read_blob(path: Path) -> dict:
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: is a folder or a special file, not a checkpoint file")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint (not a PyTorch archive)")
+    _check_archive(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -132,11 +156,11 @@ def load_checkpoint(
             cfg = config_from_dict(cfg_cls, config)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: invalid {found} config ({exc})") from None
-        model = cls(cfg)
         state = blob["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise CheckpointError(f"{path}: state_dict is not a mapping of tensors")
-        expected = model.state_dict()
+        with torch.device("meta"):  # names and shapes first, without allocating what the config asks for
+            expected = cls(cfg).state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
         if missing or unexpected:
@@ -150,6 +174,11 @@ def load_checkpoint(
                     f"{path}: weight {name} has shape {tuple(tensor.shape)}, "
                     f"the config needs {tuple(expected[name].shape)}"
                 )
+        for name, tensor in state.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise CheckpointError(f"{path}: weight {name} holds NaN or infinite values (a diverged or damaged model)")
+        _check_total_bytes(path, found, blob, expected)
+        model = cls(cfg)
         model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
         model.eval().requires_grad_(False).to(device)
     elif found not in DATA_KINDS:
@@ -166,10 +195,37 @@ def load_checkpoint(
         attributes=list(attributes),
         image_size=int(blob.get("image_size", IMAGE_SIZE)),
         normalisation=str(blob.get("normalisation", NORMALISATION)),
-        train=blob.get("train") or {},
-        extra=blob.get("extra") or {},
+        train=_mapping(blob.get("train")),
+        extra=_mapping(blob.get("extra")),
         path=path,
     )
+
+
+def _mapping(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _tensor_bytes(value: object, depth: int = 0) -> int:
+    """Bytes of every tensor inside nested dicts/lists/tuples (e.g. resume state)."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if depth > 16:
+        return 0
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(v, depth + 1) for v in value)
+    return 0
+
+
+def _check_total_bytes(path: Path, kind: str, blob: dict, expected: dict) -> None:
+    """A model checkpoint holds its weights plus at most a few copies (raw G, Adam moments)."""
+    weights = sum(t.numel() * 4 for t in expected.values())  # as float32
+    limit = RESUME_COPIES * weights + 2**20
+    total = _tensor_bytes(blob["state_dict"]) + _tensor_bytes(blob.get("extra"))
+    if total > limit:
+        raise CheckpointError(f"{path}: holds {total / 2**20:.0f} MiB of tensors, more than a {kind} of this "
+                              f"config needs ({limit / 2**20:.0f} MiB)")
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

@@ -210,6 +210,18 @@ def direction_walk(z: Tensor, direction: Tensor, alphas: Sequence[float] | Tenso
     return out.to(z.dtype)
 
 
+def max_alpha(z_dim: int) -> float:
+    """The largest edit strength along a unit direction that a generator's directions support.
+
+    z ~ N(0, I) has length about √z_dim, and a unit direction's coordinate in it is about ±3 at
+    most; a step of 2·√z_dim is already twice the whole of z, so the edit, not the face, is all
+    that is left of it. Beyond that (e.g. `--set Smiling=1e6`) the result is saturated garbage.
+    """
+    if not isinstance(z_dim, int) or z_dim < 1:
+        raise ValueError(f"z_dim must be a positive integer, got {z_dim!r}")
+    return 2.0 * math.sqrt(z_dim)
+
+
 def alpha_range(max_alpha: float, frames: int, pingpong: bool = False) -> Tensor:
     """Step sizes for a direction walk, float32 of length `frames`.
 

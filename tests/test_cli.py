@@ -30,7 +30,7 @@ def test_generate_writes_grid(capsys, tiny_models, tmp_path):
                         "--size", "64", "--out", str(out))
     assert code == 0 and "wrote 4 faces" in text
     with Image.open(out) as img:
-        assert img.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # 2×2 tiles of size/2 with 2-px padding
+        assert img.size == (2 * 64 + 3 * 2, 2 * 64 + 3 * 2)  # 2×2 tiles of --size px with 2-px padding
 
 
 def test_steer_writes_gif_with_one_frame_per_step(capsys, tiny_models, tmp_path):

@@ -240,3 +240,164 @@ def test_training_commands_report_bad_data_and_checkpoints_in_one_line(celeba_di
     code, _, err = run(capsys, "train-encoder", "--data", str(celeba_dir), "--out", str(tmp_path / "b"), "--smoke",
                        "--generator", str(tmp_path), "--classifier", str(tmp_path))
     assert code == 1 and one_line_error(err) and str(tmp_path) in err
+
+
+# --- 6 (checkpoints). deflated archives, giant configs, bytes bounded by kind ------------------
+
+
+def _tiny_generator_checkpoint(path: Path) -> Path:
+    from core.checkpoint import save_checkpoint
+    from core.models import Generator, GeneratorConfig
+
+    return save_checkpoint(path, "generator", Generator(GeneratorConfig(z_dim=8, width=4)))
+
+
+def test_deflated_checkpoint_is_refused_before_it_inflates(tmp_path):
+    import zipfile
+
+    from core.checkpoint import CheckpointError, load_checkpoint
+
+    plain = _tiny_generator_checkpoint(tmp_path / "g.pt")
+    packed = tmp_path / "deflated.pt"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    with pytest.raises(CheckpointError, match="compressed entries"):
+        load_checkpoint(packed)
+
+
+def test_config_asking_for_the_largest_model_is_refused_without_building_it(tmp_path):
+    from core.checkpoint import FORMAT_VERSION, CheckpointError, load_checkpoint
+
+    path = tmp_path / "huge.pt"
+    torch.save({"format_version": FORMAT_VERSION, "kind": "encoder", "state_dict": {},
+                "config": {"z_dim": 1024, "width": 256, "image_size": 256}}, path)
+    assert path.stat().st_size < 4096
+    result = python(
+        "import resource, sys\n"
+        "from core.checkpoint import CheckpointError, load_checkpoint\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"try:\n    load_checkpoint({str(path)!r})\nexcept CheckpointError as exc:\n    print(exc)\n"
+        "print('grew_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    assert result.returncode == 0, result.stderr
+    assert "weights do not match" in result.stdout
+    grew_kb = int(result.stdout.split("grew_kb")[1])
+    assert grew_kb < 200_000  # building the model took 1.4 GB of weights (+ init work)
+    with pytest.raises(CheckpointError, match="weights do not match"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_tensor_bytes_are_bounded_by_its_kind(tmp_path):
+    from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from core.models import Generator, GeneratorConfig
+
+    gen = Generator(GeneratorConfig(z_dim=8, width=4))
+    save_checkpoint(tmp_path / "fat.pt", "generator", gen, extra={"ballast": torch.zeros(50_000_000, dtype=torch.uint8)})
+    with pytest.raises(CheckpointError, match="more than a generator of this config needs"):
+        load_checkpoint(tmp_path / "fat.pt")
+
+
+# --- 7. silent garbage: NaN weights, absurd strengths, contradictions ---------------------------
+
+
+def test_generator_with_nan_or_inf_weights_is_refused_at_load(capsys, tiny_models, tmp_path):
+    import shutil
+
+    from core.checkpoint import load_checkpoint, save_checkpoint
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    gen = load_checkpoint(models / "generator.pt", "generator").model
+    for bad in (float("nan"), float("inf")):
+        with torch.no_grad():
+            next(gen.parameters()).view(-1)[0] = bad
+        save_checkpoint(models / "generator.pt", "generator", gen)
+        out = tmp_path / "faces.png"
+        code, _, err = run(capsys, "generate", "--models", str(models), "--device", "cpu", "--n", "1",
+                           "--size", "64", "--out", str(out))
+        assert code == 1 and one_line_error(err) and "NaN or infinite" in err and not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["edit", "--set", "Smiling=1e6"], "must be within"),
+    (["edit", "--set", "Smiling=nan"], "must be within"),
+    (["walk", "--direction", "Smiling", "--max-alpha", "1e9"], "must be within"),
+    (["steer", "--more", "Smiling", "--less", "Smiling"], "both name Smiling"),
+])
+def test_contradictory_or_unbounded_edits_are_refused(capsys, tiny_models, tmp_path, argv, message):
+    out = tmp_path / ("x.gif" if argv[0] != "edit" else "x.png")
+    code, _, err = run(capsys, argv[0], "--models", str(tiny_models), "--device", "cpu", *argv[1:],
+                       "--out", str(out))
+    assert code == 1 and one_line_error(err) and message in err and not out.exists()
+
+
+# --- 8 (CLI). bad numbers, names and files are one line --------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "--seed", str(2**64)], "--seed: must be from 0"),
+    (["generate", "--seed", "-1"], "--seed: must be from 0"),
+    (["generate", "--n", "0"], "--n: must be from 1"),
+    (["generate", "--n", "-3"], "--n: must be from 1"),
+    (["directions", "--samples", "0"], "--samples: must be from 100"),
+    (["walk", "--to-seed", "3", "--frames", "0"], "--frames: must be from 2"),
+])
+def test_out_of_range_numbers_are_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("out, message", [("", "give a file name ending in .png"),
+                                           ("faces.txt", "give a file name ending in .png")])
+def test_generate_out_must_name_a_png(capsys, tiny_models, tmp_path, out, message):
+    code, _, err = run(capsys, "generate", "--models", str(tiny_models), "--device", "cpu", "--n", "1",
+                       "--out", str(tmp_path / out) if out else out)
+    assert code == 1 and one_line_error(err) and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_folder_is_named_not_its_temp_file(capsys, tiny_models, tmp_path):
+    folder = tmp_path / "already.png"
+    folder.mkdir()
+    code, _, err = run(capsys, "generate", "--models", str(tiny_models), "--device", "cpu", "--n", "1",
+                       "--out", str(folder))
+    assert code == 1 and one_line_error(err) and f"{folder}: it is a folder" in err and ".tmp" not in err
+
+
+def test_info_on_checkpoint_with_odd_train_field(capsys, tmp_path):
+    from core.checkpoint import FORMAT_VERSION
+
+    path = tmp_path / "odd.pt"
+    torch.save({"format_version": FORMAT_VERSION, "kind": "directions", "state_dict": {}, "train": [1, 2]}, path)
+    code, text, err = run(capsys, "info", str(path))
+    assert code == 0 and '"train": [' in text and err == ""
+
+
+# --- 9. limits on how much one command makes -----------------------------------------------------
+
+
+def test_huge_counts_are_refused_up_front(capsys, tiny_models, tmp_path):
+    with pytest.raises(SystemExit):
+        main.main(["generate", "--n", "100000"])
+    assert "--n: must be from 1 to 1,024" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main.main(["walk", "--to-seed", "2", "--frames", "100000"])
+    assert "--frames: must be from 2 to 2,000" in capsys.readouterr().err
+    seeds = [arg for s in range(2, 6) for arg in ("--to-seed", str(s))]  # 4 segments × 600 frames
+    code, _, err = run(capsys, "walk", "--models", str(tiny_models), "--device", "cpu", *seeds, "--frames", "600",
+                       "--out", str(tmp_path / "w.gif"))
+    assert code == 1 and one_line_error(err) and "at most 2,000" in err
+
+
+# --- 11. --size is pixels per face ------------------------------------------------------------------
+
+
+def test_generate_size_is_pixels_per_face(capsys, tiny_models, tmp_path):
+    out = tmp_path / "one.png"
+    code, _, _ = run(capsys, "generate", "--models", str(tiny_models), "--device", "cpu", "--n", "1",
+                     "--size", "96", "--out", str(out))
+    assert code == 0
+    with Image.open(out) as img:
+        assert img.size == (96 + 2 * 2, 96 + 2 * 2)  # one 96-px tile in a 2-px frame

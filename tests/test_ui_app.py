@@ -154,6 +154,8 @@ def test_without_directions_the_window_offers_to_fit_them(make_window, qtbot, tm
     settle(w, qtbot)
     assert w.state.label == "more Smiling"
     qtbot.mouseClick(w.message_bar.action, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.fit_confirm is not None, timeout=30_000)  # it asks first, with an estimate
+    qtbot.mouseClick(w.fit_confirm.fit_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.directions_available is not None, timeout=60_000)
     settle(w, qtbot)
     assert w.engine.directions is not None and w.attribute_panel.rows["Smiling"].slider.isEnabled()

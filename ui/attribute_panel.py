@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QScrollArea,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
@@ -77,6 +78,49 @@ def group_of(name: str) -> str:
     return OTHER_GROUP
 
 
+class FilterBox(QLineEdit):
+    """The attribute filter. Letters typed here filter (so K, P, B type), but the box gives the
+    keyboard back: Esc or Enter leave it (`left`), Space in an empty box leaves it and gives the
+    window's Space, and undo/redo always act on the face, not on the filter text."""
+
+    left = Signal()
+
+    def _is_undo_redo(self, event) -> bool:
+        ctrl_y = event.key() == Qt.Key.Key_Y and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+        return (event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo)
+                or ctrl_y)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride:
+            if self._is_undo_redo(event):
+                return True  # not claimed: the window's undo/redo shortcut gets the key
+            if (event.key() == Qt.Key.Key_Space and not self.text().strip()
+                    and event.modifiers() == Qt.KeyboardModifier.NoModifier):
+                self.left.emit()
+                return True  # nothing to separate yet: Space is the window's (a random face)
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.left.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+class ResetSlider(QSlider):
+    """A strength slider; a double-click sets it back to 0."""
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        if self.isEnabled() and event.button() == Qt.MouseButton.LeftButton:
+            self.sliderPressed.emit()  # as a drag back to 0 would: one undo step of its own
+            self.setValue(0)
+            self.sliderReleased.emit()
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
+
+
 class AttributeRow:
     """The widgets of one attribute (they live in the group's grid)."""
 
@@ -90,12 +134,12 @@ class AttributeRow:
         self.bar.setTextVisible(True)
         self.bar.setFixedWidth(64)
         self.bar.setToolTip(f"Probability of {display_name(name)} on the current face (our classifier)")
-        self.slider = QSlider(Qt.Orientation.Horizontal, parent)
+        self.slider = ResetSlider(Qt.Orientation.Horizontal, parent)
         self.slider.setRange(-SLIDER_STEPS, SLIDER_STEPS)
         self.slider.setPageStep(10)
         self.slider.setSingleStep(2)
         self.slider.setMinimumWidth(90)
-        self.slider.setToolTip(f"Strength of the {display_name(name)} direction (0 = unchanged)")
+        self.slider.setToolTip(f"Strength of the {display_name(name)} direction (0 = unchanged; double-click resets)")
         self.slider.setAccessibleName(f"{display_name(name)} strength")
         self.lock = QToolButton(parent)
         self.lock.setCheckable(True)
@@ -136,6 +180,7 @@ class AttributePanel(QWidget):
     lock_toggled = Signal(str, bool)
     steer_requested = Signal(str, int)  # +1 more, -1 less
     reset_requested = Signal()
+    filter_left = Signal()  # the filter box gave the keyboard back (Esc, Enter, Space, a row's button used)
 
     def __init__(self, attributes: Sequence[str], icons: IconBinder | None = None,
                  parent: QWidget | None = None) -> None:
@@ -145,8 +190,10 @@ class AttributePanel(QWidget):
         self.rows: dict[str, AttributeRow] = {}
         self.groups: dict[str, tuple[QWidget, list[str]]] = {}
 
-        self.search = QLineEdit(self)
+        self.search = FilterBox(self)
         self.search.setPlaceholderText("Filter attributes (e.g. hair, smil, glasses)")
+        self.search.setToolTip("Type to filter the attributes (Ctrl+F); Esc or Enter returns to the face")
+        self.search.left.connect(self.filter_left)
         self.search.setClearButtonEnabled(True)
         self.icons.bind(self.search.addAction(icon("search"), QLineEdit.ActionPosition.LeadingPosition), "search")
         self.search.textChanged.connect(self.filter)
@@ -216,6 +263,12 @@ class AttributePanel(QWidget):
         row.lock.toggled.connect(lambda on, n=name: self.lock_toggled.emit(n, on))
         row.more.clicked.connect(lambda _=False, n=name: self.steer_requested.emit(n, +1))
         row.less.clicked.connect(lambda _=False, n=name: self.steer_requested.emit(n, -1))
+        for button in (row.lock, row.less, row.more):  # done filtering: the keyboard goes back to the face
+            button.clicked.connect(self._leave_filter)
+
+    def _leave_filter(self) -> None:
+        if self.search.hasFocus():
+            self.filter_left.emit()
 
     # -- showing state (never emits) ---------------------------------------------------------
     def set_probabilities(self, probs: Sequence[float] | None) -> None:
@@ -254,7 +307,8 @@ class AttributePanel(QWidget):
                 row.slider.setToolTip(f"{display_name(name)} has no direction: the generator's faces always or "
                                       "never show it (steering with more/less still works)")
             else:
-                row.slider.setToolTip(f"Strength of the {display_name(name)} direction (0 = unchanged)")
+                row.slider.setToolTip(f"Strength of the {display_name(name)} direction (0 = unchanged; "
+                                      "double-click resets)")
 
     def set_busy_attribute(self, name: str | None) -> None:
         """Highlight the row being steered."""

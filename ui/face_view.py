@@ -27,12 +27,13 @@ class FaceView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
-        self._smooth = False
+        self._smooth = True
         self._badge = ""
         self._placeholder = "No face yet"
         self.setMinimumSize(MIN_SIDE, MIN_SIDE)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("Face")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # clicking the face takes the keyboard (for the shortcuts)
 
     # -- state -------------------------------------------------------------------------------
     def set_image(self, image: Any) -> None:

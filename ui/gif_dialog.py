@@ -215,7 +215,7 @@ class GifDialog(QDialog):
             return s.value(f"gif/{key}", default, type=kind) if s is not None else default
 
         self.size.setValue(value("size", 256, int))
-        self.smooth.setChecked(value("smooth", False, bool))
+        self.smooth.setChecked(value("smooth", True, bool))
         self.fps.setValue(value("fps", 12, int))
         self.loop.setCurrentIndex(max(0, self.loop.findData(value("loop_mode", 0, int))))
         self.loop_count.setValue(value("loop_count", 3, int))

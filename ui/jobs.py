@@ -8,10 +8,12 @@ yield `Progress` (cancellation takes effect at each yield) and return their resu
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from core.directions import FitConfig
 from core.engine import Engine, Frame, Progress, SteerOutcome
 from core.export import GifOptions, save_gif
 from core.history import (Axis, EditState, Keyframes, LatentPlane, PlanePoint, SeedPoint, available_directions,
@@ -58,6 +60,16 @@ def steer_face(engine: Engine, state: EditState, targets: dict[str, float], lock
     """Classifier-gradient steering from the face of `state` (see `Engine.steer_job`)."""
     outcome: SteerOutcome = yield from engine.steer_job(face_z(engine, state), targets, locked, config)
     return outcome
+
+
+def estimate_fit_seconds(engine: Engine, config: FitConfig) -> float:
+    """How long fitting the directions takes here: one batch of faces drawn and read, timed, × batches."""
+    n = max(1, min(config.batch_size, config.samples, 256))
+    z = engine.z_from_seed(config.seed, n)
+    engine.render(z[:2])  # warm-up
+    t0 = time.perf_counter()
+    engine.render(z)
+    return (time.perf_counter() - t0) * config.samples / n
 
 
 def directions_status(engine: Engine) -> list[bool] | None:

@@ -25,16 +25,19 @@ from core.policy import WINDOW_STEER, window_steer_config
 from core.steering import SteerConfig
 from ui.attribute_panel import MAX_ALPHA, AttributePanel, display_name
 from ui.bridge import Bridge, Task
+from ui.dialogs import ShortcutsDialog, fit_confirmation, shortcut_rows
 from ui.face_view import FaceView
 from ui.gif_dialog import GifDialog, GifSources
 from ui.icons import IconBinder
 from ui.images import qimage_to_png_bytes, to_pixmap, to_qimage
-from ui.jobs import CanvasMap, FaceResult, canvas_map, directions_status, keyframe_frames, render_face, steer_face
+from ui.jobs import (CanvasMap, FaceResult, canvas_map, directions_status, estimate_fit_seconds, keyframe_frames,
+                     render_face, steer_face)
 from ui.latent_canvas import CanvasPanel, axis_choices
 from ui.message_bar import MessageBar
 from ui.snapshot_strip import SnapshotStrip
 
 MAX_SEED = 2**31 - 1
+NO_SEED = -1  # the seed box's value (shown as "—") while the face is not a seed's (a photo, a steered face)
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 PLAY_FPS = 12
 MAP_DELAY_MS = 250  # the canvas map is re-rendered once the face has settled this long
@@ -103,6 +106,9 @@ class MainWindow(QMainWindow):
         self._pin_uv: list[tuple[float, float]] = []
         self._canvas_drag = False
         self._closing = False
+        self._fit_task: Task | None = None
+        self.fit_confirm = None  # the open "Fit latent directions?" question (a QMessageBox)
+        self.shortcuts_dialog: ShortcutsDialog | None = None
 
         self._play_timer = QTimer(self)
         self._play_timer.setInterval(round(1000 / PLAY_FPS))
@@ -119,6 +125,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self._refresh_directions()
         self.new_face(self.settings.value("face/seed", 0, type=int))
+        self.face_view.setFocus()  # the keyboard starts on the face, not in the attribute filter
 
     # =========================================================================== building
     def _build_ui(self) -> None:
@@ -247,6 +254,10 @@ class MainWindow(QMainWindow):
                              tip="Play the path through the keyframe pins")
         self.action_fit = a("&Fit latent directions…", "fit", self.fit_directions,
                             tip="Fit the attribute directions of this generator (the sliders need them)")
+        self.action_find = a("&Find attribute", None, self.focus_filter, QKeySequence.StandardKey.Find,
+                             tip="Type to filter the attributes (Esc or Enter returns to the face)")
+        self.action_shortcuts = a("&Keyboard shortcuts", None, self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
+                                  tip="List every keyboard shortcut")
         self.action_cancel = a("&Cancel job", "cancel", self.bridge.cancel_long, "Esc",
                                tip="Stop the running steering, inversion or export")
 
@@ -271,6 +282,9 @@ class MainWindow(QMainWindow):
         canvas_menu.addAction(self.action_play)
         tools = menu.addMenu("&Tools")
         tools.addAction(self.action_fit)
+        edit_menu.addAction(self.action_find)
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.action_shortcuts)
 
         toolbar = QToolBar("Main", self)
         toolbar.setObjectName("main-toolbar")
@@ -281,9 +295,10 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.action_random)
         toolbar.addWidget(QLabel(" Seed ", toolbar))
         self.seed_box = QSpinBox(toolbar)
-        self.seed_box.setRange(0, MAX_SEED)
+        self.seed_box.setRange(NO_SEED, MAX_SEED)
+        self.seed_box.setSpecialValueText("—")
         self.seed_box.setKeyboardTracking(False)
-        self.seed_box.setToolTip("Seed of the random face (Enter to show it)")
+        self.seed_box.setToolTip("Seed of the random face (Enter to show it); — when the face is not a seed's")
         self.seed_box.setAccessibleName("Seed")
         toolbar.addWidget(self.seed_box)
         toolbar.addSeparator()
@@ -301,6 +316,7 @@ class MainWindow(QMainWindow):
         panel.lock_toggled.connect(self._on_lock)
         panel.steer_requested.connect(self.steer)
         panel.reset_requested.connect(self.reset_strengths)
+        panel.filter_left.connect(lambda: self.face_view.setFocus(Qt.FocusReason.ShortcutFocusReason))
         self.seed_box.valueChanged.connect(self._on_seed)
         self.scale_combo.currentIndexChanged.connect(
             lambda _i: self.action_smooth.setChecked(bool(self.scale_combo.currentData())))
@@ -335,7 +351,7 @@ class MainWindow(QMainWindow):
         splitter = s.value("window/splitter")
         if splitter:
             self.splitter.restoreState(splitter)
-        self.action_smooth.setChecked(s.value("view/smooth", False, type=bool))
+        self.action_smooth.setChecked(s.value("view/smooth", True, type=bool))
         self._on_smooth_toggled(self.action_smooth.isChecked())
         with QSignalBlocker(self.canvas_panel.extent), QSignalBlocker(self.canvas_panel.grid):
             self.canvas_panel.extent.setValue(s.value("canvas/extent", 3.0, type=float))
@@ -386,9 +402,10 @@ class MainWindow(QMainWindow):
             return
         self.attribute_panel.set_alphas(state.alphas)
         self.attribute_panel.set_locked(state.locked)
-        if state.seed is not None and self.seed_box.value() != state.seed:
+        seed = state.seed if state.seed is not None else NO_SEED
+        if self.seed_box.value() != seed:
             with QSignalBlocker(self.seed_box):
-                self.seed_box.setValue(state.seed)
+                self.seed_box.setValue(seed)
         origin = f"seed {state.seed}" if state.seed is not None else state.label if not state.edits else "edited face"
         parts = [origin] + [f"{display_name(k)} {v:+.1f}" for k, v in state.edits.items()]
         if state.locked:
@@ -457,12 +474,21 @@ class MainWindow(QMainWindow):
         self.set_playing(False)
         locked = self.state.locked if self.state is not None else frozenset()
         state = EditState(base=SeedPoint(seed), locked=locked, label=f"seed {seed}", seed=seed)
-        self._start_state = state
+        self._start_new_face(state)
         self.photo_box.setVisible(False)
         self._apply(state)
 
+    def _start_new_face(self, state: EditState) -> None:
+        """`state` starts a new face (a seed, a photo): it becomes the "before" face, and the pins of the
+        previous face go (they were its keyframes)."""
+        self._start_state = state
+        if len(self.keyframes):
+            self.clear_pins()
+
     def _on_seed(self, seed: int) -> None:
-        if self.state is None or self.state.seed != seed:
+        if seed == NO_SEED:  # stepped below 0 onto "—": a seed face keeps showing its seed
+            self._sync_controls()
+        elif self.state is None or self.state.seed != seed:
             self.new_face(seed)
 
     def _on_alpha(self, name: str, alpha: float) -> None:
@@ -685,7 +711,7 @@ class MainWindow(QMainWindow):
         frame = outcome.frame
         locked = self.state.locked if self.state is not None else frozenset()
         state = EditState(base=frame.z, locked=locked, label=f"photo {name}", z=frame.z)
-        self._start_state = state
+        self._start_new_face(state)
         self._apply(state, frame=frame)
         res = outcome.result
         self.photo_text.setText(f"{name}: PSNR {res.psnr_encoder_db:.1f} dB (encoder) → {res.psnr_db:.1f} dB "
@@ -943,24 +969,74 @@ class MainWindow(QMainWindow):
                                                 "which are not fitted yet. More/less steering works without them.")
             self.attribute_panel.notice.setVisible(True)
             self.show_message("The latent directions of this generator are not fitted yet, so the sliders and the "
-                              "attribute axes are off. Fitting takes a minute or so.", "warning",
+                              "attribute axes are off. Fitting them takes a few minutes.", "warning",
                               action=("Fit directions", self.fit_directions))
         else:
             self.attribute_panel.notice.setVisible(False)
         self._schedule_map()
 
-    def fit_directions(self) -> Task | None:
+    def fit_directions(self) -> None:
+        """Tools → Fit latent directions: time one batch on the worker, then ask with the estimate."""
+        if self._closing or self.fit_confirm is not None or self._fitting():
+            return
+        self.action_fit.setEnabled(False)
+        self.status_text.setText("Measuring how long fitting the directions takes…")
+        self.bridge.submit(estimate_fit_seconds, self.engine, self.fit_config, name="estimate the fit",
+                           on_result=self._ask_fit,
+                           on_error=lambda exc: (self.action_fit.setEnabled(True), self.status_text.setText("Ready"),
+                                                 self.show_message(f"Fitting the directions failed: {exc}")))
+
+    def _ask_fit(self, seconds: float) -> None:
         if self._closing:
+            return
+        self.status_text.setText("Ready")
+        box = fit_confirmation(self, self.fit_config.samples, seconds)
+        box.finished.connect(lambda _r, b=box: self._on_fit_answer(b))
+        self.fit_confirm = box
+        box.open()
+
+    def _on_fit_answer(self, box) -> None:
+        self.fit_confirm = None
+        box.deleteLater()
+        if box.clickedButton() is box.fit_button and not self._closing:
+            self.start_fit()
+        else:
+            self.action_fit.setEnabled(True)
+            self.status_text.setText("Fitting the directions: not started")
+
+    def _fitting(self) -> bool:
+        return self._fit_task is not None and not self._fit_task.done
+
+    def start_fit(self) -> Task | None:
+        """Fit the latent directions now (no question); Esc or Cancel stops it."""
+        if self._closing or self._fitting():
             return None
         self.action_fit.setEnabled(False)
-        self.status_text.setText("Fitting the latent directions…")
+        self.status_text.setText("Fitting the latent directions… (Esc cancels)")
         task = self.bridge.submit(self.engine.fit_directions_job, self.fit_config, name="fit directions", long=True)
-        task.succeeded.connect(lambda _d: (self.show_message("The latent directions are fitted: the sliders are on.",
+        task.succeeded.connect(lambda _d: (self.status_text.setText("The latent directions are fitted"),
+                                           self.show_message("The latent directions are fitted: the sliders are on.",
                                                              "info"), self._refresh_directions()))
-        task.failed.connect(lambda exc: (self.action_fit.setEnabled(True),
+        task.failed.connect(lambda exc: (self.action_fit.setEnabled(True), self.status_text.setText("Ready"),
                                          self.show_message(f"Fitting the directions failed: {exc}")))
-        task.cancelled.connect(lambda: self.action_fit.setEnabled(True))
+        task.cancelled.connect(lambda: (self.action_fit.setEnabled(True),
+                                        self.status_text.setText("Fitting the directions was cancelled")))
+        task.finished.connect(lambda _state: self._update_actions())
+        self._fit_task = task
+        self._update_actions()
         return task
+
+    # =========================================================================== keyboard, help
+    def focus_filter(self) -> None:
+        self.attribute_panel.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.attribute_panel.search.selectAll()
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        if self.shortcuts_dialog is None:
+            self.shortcuts_dialog = ShortcutsDialog(shortcut_rows(self.actions()), self)
+        self.shortcuts_dialog.show()
+        self.shortcuts_dialog.raise_()
+        return self.shortcuts_dialog
 
     # =========================================================================== status, messages
     def show_message(self, text: str, kind: str = "error", action: tuple[str, Any] | None = None) -> None:
@@ -1004,6 +1080,9 @@ class MainWindow(QMainWindow):
         self.action_pin.setEnabled(self.state is not None)
         self.action_play.setEnabled(self.keyframes.can_play)
         self.action_cancel.setEnabled(bool(self.bridge.long_tasks()))
+        fitting = self._fitting()  # a new face would wait minutes behind the fit: none until it is done
+        self.action_random.setEnabled(not fitting)
+        self.seed_box.setEnabled(not fitting)
         title = "Latent Steer"
         if self.state is not None:
             title += f" — {self.state.label}"
