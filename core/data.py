@@ -380,6 +380,21 @@ def _decode_one(path: Path, size: int) -> torch.Tensor:
         raise CelebAError(str(exc)) from None
 
 
+def _write_cache(images: torch.Tensor, cache_path: Path) -> None:
+    """Cache the decoded images through the atomic writer; a failed write (full disk, quota)
+    leaves no partial file behind and only costs the next run a fresh decode, so it is a warning
+    that names the folder and the space needed, not an error."""
+    from core.export import save_tensor_atomic  # core.export imports this module
+
+    try:
+        save_tensor_atomic({"images": images}, cache_path)
+    except OSError as exc:
+        need = images.numel() * images.element_size()
+        warnings.warn(f"could not cache the decoded dataset in {cache_path.parent} ({exc}); it needs "
+                      f"{need / 2**20:,.0f} MB free there (or set --cache-dir / $LATENT_STEER_CACHE); "
+                      "continuing without the cache", RuntimeWarning, stacklevel=3)
+
+
 def load_celeba(
     root: str | os.PathLike,
     size: int = IMAGE_SIZE,
@@ -414,10 +429,7 @@ def load_celeba(
 
                 iterator = tqdm(iterator, total=len(paths), desc="decoding CelebA", unit="img")
             images = torch.stack(list(iterator))
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"images": images}, tmp)
-        os.replace(tmp, cache_path)
+        _write_cache(images, cache_path)
     return CelebATensors(
         images=images,
         attributes=torch.from_numpy(index.attributes),

@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 import io
 import os
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
@@ -401,3 +403,93 @@ def test_generate_size_is_pixels_per_face(capsys, tiny_models, tmp_path):
     assert code == 0
     with Image.open(out) as img:
         assert img.size == (96 + 2 * 2, 96 + 2 * 2)  # one 96-px tile in a 2-px frame
+
+
+# --- 4. the dataset cache never leaves temp files behind ---------------------------------------
+
+
+def test_failed_cache_write_leaves_nothing_and_says_where_and_how_much(tmp_path):
+    from conftest import write_celeba
+
+    data = write_celeba(tmp_path / "celeba", n=20)
+    cache = tmp_path / "cache"
+    code = ("import warnings; from core.data import load_celeba\n"
+            f"ds = load_celeba({str(data)!r}, cache_dir={str(cache)!r}, workers=1)\n"
+            "print('images', tuple(ds.images.shape))")
+    for _ in range(2):  # a retry must not add another temp file either
+        result = python(code, fsize=64 * 1024)  # 20 decoded images are 240 KB
+        assert result.returncode == 0, result.stderr
+        assert "images (20, 3, 64, 64)" in result.stdout
+        assert f"could not cache the decoded dataset in {cache}" in result.stderr and "MB free" in result.stderr
+        assert list(cache.iterdir()) == []
+    assert "images (20, 3, 64, 64)" in python(code).stdout  # with room, the cache is written
+    assert [p.name for p in cache.iterdir()][0].startswith("celeba-64px-")
+
+
+# --- 6 (images). huge photos open downscaled while decoding; deep images in bounded memory -------
+
+
+def giant_grey_jpeg(width: int, height: int) -> bytes:
+    """A valid baseline JPEG of uniform grey at any size, a few MB: every 8×8 block is 'DC diff 0,
+    end of block' (6 bits with the standard tables), so 4 blocks are the same 3 bytes."""
+    buf = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(buf, format="JPEG", quality=75)
+    data = buf.getvalue()
+    sof, sos = data.index(b"\xff\xc0"), data.index(b"\xff\xda")
+    scan = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
+    assert data[scan:data.rindex(b"\xff\xd9")] == b"\x2b"  # one block: 001010 + padding 11
+    header = bytearray(data[:scan])
+    header[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    blocks = (width // 8) * (height // 8)
+    assert width % 8 == 0 and height % 8 == 0 and blocks % 4 == 0
+    return bytes(header) + bytes.fromhex("28a28a") * (blocks // 4) + b"\xff\xd9"
+
+
+def grey16_png(width: int, height: int, value: int = 0x1234) -> bytes:
+    """A 16-bit greyscale PNG, streamed row by row (never the whole image in memory)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    comp = zlib.compressobj(6)
+    row = b"\x00" + value.to_bytes(2, "big") * width
+    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def _open_in_subprocess(path: Path) -> tuple[str, float]:
+    """open_image(path) in a fresh interpreter: (what it printed, how many MB its peak grew)."""
+    result = python(
+        "import resource\n"
+        "from core.data import open_image\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"img = open_image({str(path)!r})\n"
+        "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(img.mode, img.size, img.getpixel((5, 5)), 'grew_kb', grew)")
+    assert result.returncode == 0, result.stderr
+    text, grew_kb = result.stdout.split("grew_kb")
+    return text.strip(), int(grew_kb) / 1024
+
+
+def test_200_megapixel_jpeg_opens_downscaled_in_bounded_memory(tmp_path):
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(giant_grey_jpeg(16000, 12504))  # 200 MP: 600 MB as RGB at full size
+    text, grew_mb = _open_in_subprocess(path)
+    assert text == "RGB (2048, 1601) (128, 128, 128)"
+    assert grew_mb < 300  # decoded at 1/4 scale (draft), not at full size
+
+
+def test_16_bit_png_is_downscaled_in_its_own_depth(tmp_path):
+    path = tmp_path / "deep.png"
+    path.write_bytes(grey16_png(8000, 5000))  # 40 MP, ~90 KB; float64 conversion peaked at 1 GB
+    assert path.stat().st_size < 200_000
+    text, grew_mb = _open_in_subprocess(path)
+    assert text == "RGB (2048, 1280) (255, 255, 255)"
+    assert grew_mb < 300
+
+
+def test_bombs_are_still_refused(tmp_path):
+    path = tmp_path / "bomb.jpg"
+    path.write_bytes(giant_grey_jpeg(24000, 24000))  # 576 MP: beyond what even drafting allows
+    with pytest.raises(ImageLoadError, match="too large"):
+        open_image(path)
