@@ -127,6 +127,21 @@ def test_fifo_photo_is_refused_without_blocking(capsys, tiny_models, tmp_path):
     assert not (tmp_path / "inv.png").exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_photo_leaves_the_window_worker_free(tiny_models, tmp_path):
+    from core.engine import Engine
+
+    fifo = tmp_path / "f.jpg"
+    os.mkfifo(fifo)
+    engine = Engine(tiny_models, device="cpu", directions_cache=tmp_path / "dirs")
+    try:
+        with pytest.raises(ImageLoadError, match="not a regular file"):
+            engine.submit(engine.invert_job, str(fifo)).result(60)
+        assert engine.submit(engine.random_job, 1).result(60) is not None  # the worker is free
+    finally:
+        assert engine.close()  # and stops when the window closes
+
+
 def test_symlink_loop_and_oversized_file_are_named_as_such(tmp_path, monkeypatch):
     loop = tmp_path / "loop.jpg"
     loop.symlink_to(loop)

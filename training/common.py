@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.utils import save_image
 
 from core.data import CelebATensors, load_celeba, to_model_range
 from core.device import describe, resolve_device
+from core.export import save_png_grid
 
 SMOKE_IMAGES = 48  # images a --smoke run trains on
 
@@ -232,9 +232,8 @@ def random_shift(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
-    """Images in [-1, 1] -> one PNG grid."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5, path, nrow=nrow, padding=2)
+    """Images in [-1, 1] -> one PNG grid (2-px black padding), written atomically."""
+    save_png_grid(images.detach().float().cpu(), path, nrow=nrow, padding=2)
 
 
 def train_summary(args: argparse.Namespace, data: RunData, device: torch.device, *, steps: int,
