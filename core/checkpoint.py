@@ -150,6 +150,16 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: is a {found} checkpoint, expected a {kind}")
     model = None
     config = blob.get("config") or {}
+    attributes = blob.get("attributes") or []
+    if not isinstance(attributes, (list, tuple)) or not all(isinstance(a, str) for a in attributes):
+        raise CheckpointError(f"{path}: its attribute names are not a list of strings")
+    image_size = blob.get("image_size", IMAGE_SIZE)
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or not 1 <= image_size <= 4096:
+        raise CheckpointError(f"{path}: image_size {image_size!r} is not a size in pixels")
+    if found in DATA_KINDS:
+        bad = _first_non_finite(blob.get("extra"))
+        if bad is not None:
+            raise CheckpointError(f"{path}: {bad} holds NaN or infinite values (a damaged file)")
     if found in MODEL_KINDS:
         cls, cfg_cls = MODEL_KINDS[found]
         try:
@@ -183,7 +193,6 @@ def load_checkpoint(
         model.eval().requires_grad_(False).to(device)
     elif found not in DATA_KINDS:
         raise CheckpointError(f"{path}: unknown checkpoint kind {found!r}")
-    attributes = blob.get("attributes") or []
     if found in ("classifier", "evaluator") and model is not None and len(attributes) != model.config.num_attributes:
         raise CheckpointError(
             f"{path}: lists {len(attributes)} attribute names for {model.config.num_attributes} outputs"
@@ -191,9 +200,9 @@ def load_checkpoint(
     return Checkpoint(
         kind=found,
         model=model,
-        config=config,
+        config=_mapping(config),
         attributes=list(attributes),
-        image_size=int(blob.get("image_size", IMAGE_SIZE)),
+        image_size=image_size,
         normalisation=str(blob.get("normalisation", NORMALISATION)),
         train=_mapping(blob.get("train")),
         extra=_mapping(blob.get("extra")),
@@ -203,6 +212,20 @@ def load_checkpoint(
 
 def _mapping(value: object) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _first_non_finite(value: object, name: str = "extra", depth: int = 0) -> str | None:
+    """Name of the first floating tensor with a NaN or an infinity inside nested dicts/lists."""
+    if isinstance(value, torch.Tensor):
+        return name if value.is_floating_point() and not bool(torch.isfinite(value).all()) else None
+    if depth > 16:
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _first_non_finite(item, f"{name}[{key!r}]", depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _tensor_bytes(value: object, depth: int = 0) -> int:

@@ -508,3 +508,29 @@ def test_bombs_are_still_refused(tmp_path):
     path.write_bytes(giant_grey_jpeg(24000, 24000))  # 576 MP: beyond what even drafting allows
     with pytest.raises(ImageLoadError, match="too large"):
         open_image(path)
+
+
+# --- 8 (engine). any bad directions file falls back to refitting -------------------------------
+
+
+@pytest.mark.parametrize("field, value", [
+    ("attributes", 42), ("attributes", [1, 2]), ("image_size", "big"), ("extra", "not a dict"),
+    ("extra.vectors", "not a tensor"), ("extra.vectors", torch.full((40, 16), float("nan"))),
+    ("extra.offsets", torch.zeros(3)), ("train", [1]),
+])
+def test_bad_directions_file_falls_back_to_refitting(tiny_models, tmp_path, field, value):
+    import shutil
+
+    from core.engine import Engine
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    blob = torch.load(models / "directions.pt", weights_only=True)
+    if field.startswith("extra."):
+        blob["extra"][field.split(".")[1]] = value
+    else:
+        blob[field] = value
+    torch.save(blob, models / "directions.pt")
+    engine = Engine(models, device="cpu", directions_cache=tmp_path / "dirs", start_worker=False)
+    bad_train_only = field == "train"  # an odd train block is ignored, the directions still load
+    assert (engine.directions is not None) == bad_train_only
