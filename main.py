@@ -8,7 +8,8 @@
     python main.py walk --seed 3 --to-seed 8 --to-seed 21 --loop --out walk.gif
     python main.py walk --seed 3 --direction Blond_Hair --out blond.gif
     python main.py directions               fit and cache the latent directions
-    python main.py bench | eval | eval-control | info FILE
+    python main.py bench [--under-load]     interactive speed (quiet, and beside a CPU-bound competitor)
+    python main.py eval | eval-control | info FILE
     python main.py train-gan|train-classifier|train-encoder|bench-gan ...   (see training/)
 """
 from __future__ import annotations
@@ -86,11 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "edit.png")
     p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA")
     p.add_argument("--lock", action="append", default=[], metavar="ATTR", help="edit orthogonally to these")
-    p = sub.add_parser("invert", help="photo -> face crop -> z; PNG of crop | encoder | refined")
+    p = sub.add_parser("invert", help="photo -> aligned crop -> z -> the face's own tuned G; PNG of the result")
     _common(p, "inverted.png")
     p.add_argument("photo")
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--save-z", default=None, help="also save z to this .pt file")
+    p.add_argument("--steps", type=_int_in(0, 10_000), default=40, help="z refinement steps")
+    p.add_argument("--tune-steps", type=_int_in(0, 10_000), default=None, help="generator tuning steps (0 = no tuning)")
+    p.add_argument("--crop-out", default=None, help="also write the aligned crop (same framing as --out)")
+    p.add_argument("--paste-out", default=None, help="also write the result pasted back into the photo")
+    p.add_argument("--save-z", default=None, help="also save z (and the generator change) to this .pt file")
     p = sub.add_parser("walk", help="keyframe path (--to-seed) or walk along a direction; GIF")
     _common(p, "walk.gif")
     _gif(p)
@@ -242,24 +246,34 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    import torch
+    import numpy as np
 
-    from core.export import save_png_grid
-    from core.inversion import InvertConfig
+    from core.align import paste_back
+    from core.data import open_image
+    from core.export import save_png
+    from core.inversion import InvertConfig, crop_face
     from core.worker import run_inline
 
+    config = InvertConfig(steps=args.steps)
+    if args.tune_steps is not None:
+        config.tune.steps = args.tune_steps
     engine = _engine(args)
-    outcome = run_inline(engine.invert_job, args.photo, InvertConfig(steps=args.steps),
-                         on_progress=_progress("refining"))
+    photo = open_image(args.photo)
+    crop = crop_face(photo)
+    outcome = run_inline(engine.invert_job, crop, config, on_progress=_progress("inverting"))
     res = outcome.result
-    enc_image = engine.render(res.z_encoder)[0].image
-    print(f"face {'found at ' + str(outcome.crop.face) if outcome.crop.face else 'not found (centre crop)'}; "
-          f"PSNR encoder {res.psnr_encoder_db:.2f} dB -> refined {res.psnr_db:.2f} dB")
-    path = save_png_grid([outcome.crop.image, enc_image, outcome.frame.image], args.out, nrow=3, size=args.size,
-                         smooth=args.smooth)
+    tuned = f" -> tuned {outcome.tuning.psnr_db:.2f} dB" if outcome.tuning else ""
+    print(f"face {'found at ' + str(crop.face) + ' (' + crop.method + ')' if crop.face else 'not found (centre crop)'}; "
+          f"PSNR encoder {res.psnr_encoder_db:.2f} dB -> refined {res.psnr_db:.2f} dB{tuned}")
+    path = save_png(outcome.frame.image, args.out, size=args.size, smooth=args.smooth)
+    print(f"wrote the result to {path}")
+    if args.crop_out:
+        print(f"wrote the aligned crop to {save_png(crop.image, args.crop_out, size=args.size, smooth=args.smooth)}")
+    if args.paste_out:
+        pasted = paste_back(photo, outcome.frame.image.permute(1, 2, 0).numpy(), np.asarray(crop.transform))
+        print(f"wrote the result pasted into the photo to {save_png(pasted, args.paste_out)}")
     if args.save_z:
-        _save_tensor({"z": res.z}, args.save_z)
-    print(f"wrote crop | encoder | refined to {path}")
+        _save_tensor({"z": res.z, "generator_delta": outcome.delta.to_dict() if outcome.delta else None}, args.save_z)
     return 0
 
 
@@ -325,10 +339,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_gui() -> int:
     try:
         from ui.app import run
-    except ImportError as exc:
-        if "ui.app" not in str(exc):
-            raise
-        print("The desktop window is not built yet (ui/app.py); use the subcommands, see --help.", file=sys.stderr)
+    except ImportError as exc:  # PySide6 or the system's Qt libraries are missing
+        print(f"The desktop window cannot start ({exc}). Install the app with `pip install -e .`, or use the "
+              "subcommands (see --help).", file=sys.stderr)
         return 2
     return run()
 

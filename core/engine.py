@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -16,17 +17,19 @@ from typing import Any, Callable, Iterator
 import torch
 
 from core.checkpoint import CheckpointError, load_checkpoint, state_hash
-from core.data import default_cache_dir, open_image, to_uint8
+from core.data import default_cache_dir, open_image, to_model_range, to_uint8
 from core.device import describe, resolve_device
 from core.directions import Directions, FitConfig, fit_directions, load_directions, save_directions
 from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
 from core.models import prepare_for_inference
 from core.steering import SteerConfig, SteerResult, steer
+from core.tuning import GeneratorDelta, TuneResult, tune_generator
 from core.threads import apply_thread_policy
 from core.worker import JobHandle, Worker
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
 MAX_BATCH = 256
+TUNED_CACHE = 3  # photo generators kept built on the device; the rest stay fp16 deltas on the CPU
 
 
 @dataclass
@@ -67,6 +70,8 @@ class InvertOutcome:
     frame: Frame
     result: InvertResult
     notices: list[str] = field(default_factory=list)
+    delta: GeneratorDelta | None = None  # the face's own generator (pivotal tuning); render with it
+    tuning: TuneResult | None = None
 
 
 class Engine:
@@ -92,6 +97,7 @@ class Engine:
         self.generator_hash = state_hash(self.generator)
         self.directions_cache = Path(directions_cache) if directions_cache else default_cache_dir()
         self.directions: Directions | None = self._find_directions()
+        self._tuned: OrderedDict[str, torch.nn.Module] = OrderedDict()
         self.worker = Worker() if start_worker else None
         self.load_time_s = time.perf_counter() - t0
 
@@ -153,16 +159,31 @@ class Engine:
 
     # -- the model calls every job uses ------------------------------------------------------
 
+    def generator_for(self, delta: GeneratorDelta | None) -> torch.nn.Module:
+        """The shared G, or a photo's own tuned G (the last `TUNED_CACHE` are kept built)."""
+        if delta is None:
+            return self.generator
+        if delta.base_hash != self.generator_hash:
+            raise ValueError("this photo was tuned for another generator; invert it again")
+        tuned = self._tuned.pop(delta.key, None)
+        if tuned is None:
+            tuned = delta.apply(self.generator)
+        self._tuned[delta.key] = tuned
+        while len(self._tuned) > TUNED_CACHE:
+            self._tuned.popitem(last=False)
+        return tuned
+
     @torch.no_grad()
-    def render(self, z: torch.Tensor) -> list[Frame]:
-        """z (N, d) or (d,) -> frames; batched so any N fits in memory."""
+    def render(self, z: torch.Tensor, delta: GeneratorDelta | None = None) -> list[Frame]:
+        """z (N, d) or (d,) -> frames (with a photo's own generator when `delta` is given)."""
         z = z.detach().float().reshape(-1, self.z_dim)
         if not torch.isfinite(z).all():
             raise ValueError("z contains NaN or infinite values")
+        generator = self.generator_for(delta)
         frames = []
         for i in range(0, len(z), MAX_BATCH):
             chunk = z[i:i + MAX_BATCH].to(self.device)
-            images = self.generator(chunk)
+            images = generator(chunk)
             probs = torch.sigmoid(self.classifier(images).float())
             frames += [Frame(z=zz, image=im, probs=p)
                        for zz, im, p in zip(chunk.cpu(), to_uint8(images).cpu(), probs.cpu())]
@@ -173,8 +194,8 @@ class Engine:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def render_job(self, z: torch.Tensor) -> Frame:
-        return self.render(z)[0]
+    def render_job(self, z: torch.Tensor, delta: GeneratorDelta | None = None) -> Frame:
+        return self.render(z, delta)[0]
 
     def random_job(self, seed: int) -> Frame:
         return self.render(self.z_from_seed(seed))[0]
@@ -186,21 +207,22 @@ class Engine:
         return directions.edit(z.float(), {self.attribute_index(k): float(a) for k, a in alphas.items()},
                                self._indices(locked))
 
-    def edit_job(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None
-                 ) -> Frame:
-        return self.render(self.edit_z(z, alphas, locked))[0]
+    def edit_job(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None,
+                 delta: GeneratorDelta | None = None) -> Frame:
+        return self.render(self.edit_z(z, alphas, locked), delta)[0]
 
     def steer_job(self, z: torch.Tensor, targets: dict[str | int, float], locked: list[str | int] | None = None,
-                  config: SteerConfig | None = None) -> Iterator[Progress]:
+                  config: SteerConfig | None = None, delta: GeneratorDelta | None = None) -> Iterator[Progress]:
         """Classifier-gradient steering of one face (or a batch); yields a frame per step.
 
         `locked=None` preserves every non-target attribute; a list preserves just those.
+        `delta`: a photo's own generator (steering then moves z under that generator).
         """
         target_idx = {self.attribute_index(k): float(w) for k, w in targets.items()}
         preserve = None if locked is None else self._indices(locked)
         z = z.reshape(-1, self.z_dim)
-        frames = self.render(z[:1])
-        job = steer(self.generator, self.classifier, z, target_idx, preserve, config)
+        frames = self.render(z[:1], delta)
+        job = steer(self.generator_for(delta), self.classifier, z, target_idx, preserve, config)
 
         def to_progress(s) -> Progress:
             frames.append(Frame(z=s.z[0], image=s.images[0], probs=s.probs[0]))
@@ -214,27 +236,44 @@ class Engine:
 
     def invert_job(self, source: str | os.PathLike | bytes | FaceCrop, config: InvertConfig | None = None
                    ) -> Iterator[Progress | Notice]:
-        """Photo -> face crop -> E -> refined z; yields the crop first, then a frame per step."""
+        """Photo -> aligned crop -> E -> refined z -> the face's own tuned G; a frame per step.
+
+        Progress counts both stages (refine, then tune: `config.tune.steps`, 0 = no tuning) in
+        one bar, each message naming its stage; the outcome's `delta` renders the face.
+        """
         if self.encoder is None:
             raise RuntimeError("no encoder is installed (resources/models/encoder.pt), so photos cannot be inverted")
+        config = config or InvertConfig()
         crop = source if isinstance(source, FaceCrop) else crop_face(open_image(source))
         notices = [crop.notice] if crop.notice else []
         for text in notices:
             yield Notice(text)
+        total = config.steps + config.tune.steps
         job = invert(self.generator, self.encoder, self.classifier, crop.image, config)
-        result = yield from _relay(job, lambda s: Progress(step=s.step, total=s.total,
+        result = yield from _relay(job, lambda s: Progress(step=s.step, total=total,
                                                            frame=Frame(z=s.z[0], image=to_uint8(s.image[0]),
                                                                        probs=torch.empty(0)),
-                                                           message=f"PSNR {s.psnr_db:.1f} dB"))
-        return InvertOutcome(crop=crop, frame=self.render(result.z)[0], result=result, notices=notices)
+                                                           message=f"refining: PSNR {s.psnr_db:.1f} dB"))
+        delta = tuning = None
+        if config.tune.steps:
+            target = to_model_range(crop.image).unsqueeze(0)
+            directions = self.directions.vectors if self.directions is not None else None
+            job = tune_generator(self.generator, self.classifier, result.z, target, config.tune, self.generator_hash,
+                                 directions)
+            tuning = yield from _relay(job, lambda s: Progress(
+                step=config.steps + s.step, total=total, message=f"tuning: PSNR {s.psnr_db:.1f} dB",
+                frame=Frame(z=result.z[0], image=to_uint8(s.image[0]), probs=torch.empty(0))))
+            delta = tuning.delta
+        return InvertOutcome(crop=crop, frame=self.render(result.z, delta)[0], result=result, notices=notices,
+                             delta=delta, tuning=tuning)
 
-    def render_path_job(self, zs: torch.Tensor) -> Iterator[Progress]:
+    def render_path_job(self, zs: torch.Tensor, delta: GeneratorDelta | None = None) -> Iterator[Progress]:
         """Render a latent path (walk, keyframes, trajectory) in chunks, yielding progress."""
         zs = zs.reshape(-1, self.z_dim)
         frames: list[Frame] = []
         chunk = 32
         for i in range(0, len(zs), chunk):
-            frames += self.render(zs[i:i + chunk])
+            frames += self.render(zs[i:i + chunk], delta)
             yield Progress(step=len(frames), total=len(zs), frame=frames[-1])
         return frames
 
@@ -271,6 +310,7 @@ class Engine:
         for model in (self.generator, self.classifier, self.encoder):
             if model is not None:
                 model.to(device)
+        self._tuned.clear()  # rebuilt from the CPU deltas on the new device when next needed
         self.device = device
 
     def close(self, timeout: float = 5.0) -> bool:

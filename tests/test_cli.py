@@ -67,18 +67,24 @@ def test_walks_write_gifs(capsys, tiny_models, tmp_path):
         assert gif.n_frames == 8
 
 
-def test_invert_writes_three_panels(capsys, tiny_models, tmp_path):
+def test_invert_writes_result_crop_and_paste(capsys, tiny_models, tmp_path):
     photo = tmp_path / "p.png"
     Image.new("RGB", (120, 90), (200, 150, 120)).save(photo)
-    out = tmp_path / "inv.png"
+    out, crop, paste = tmp_path / "inv.png", tmp_path / "crop.png", tmp_path / "paste.png"
     code, text, _ = run(capsys, "invert", str(photo), "--models", str(tiny_models), "--device", "cpu",
-                        "--steps", "3", "--size", "64", "--out", str(out), "--save-z", str(tmp_path / "z.pt"))
-    assert code == 0 and "not found (centre crop)" in text and "PSNR" in text
-    with Image.open(out) as img:
-        assert img.size == (3 * 64 + 4 * 2, 64 + 2 * 2)
+                        "--steps", "3", "--tune-steps", "4", "--size", "64", "--out", str(out), "--crop-out", str(crop),
+                        "--paste-out", str(paste), "--save-z", str(tmp_path / "z.pt"))
+    assert code == 0 and "not found (centre crop)" in text and "PSNR" in text and "tuned" in text
+    for path in (out, crop):  # the reconstruction and the aligned crop, same framing and size
+        with Image.open(path) as img:
+            assert img.size == (64, 64)
+    with Image.open(paste) as img:
+        assert img.size == (120, 90)  # the result pasted back into the photo at its place
     import torch
 
-    assert torch.load(tmp_path / "z.pt", weights_only=True)["z"].shape == (1, 16)
+    saved = torch.load(tmp_path / "z.pt", weights_only=True)
+    assert saved["z"].shape == (1, 16)
+    assert all(t.dtype == torch.float16 for t in saved["generator_delta"]["tensors"].values())
 
 
 def test_directions_fit_and_cache(capsys, tiny_models, tmp_path):

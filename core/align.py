@@ -1,0 +1,258 @@
+"""Landmark alignment: warp a photo onto CelebA's aligned framing, and paste a result back.
+
+dlib's HOG face detector finds the face and its 5-point shape predictor (both shipped inside
+`face-recognition-models`, offline) places the eye corners and the base of the nose; a similarity
+transform (rotation, uniform scale, shift) maps those five points onto `TEMPLATE_64`, where the
+same landmarks sit on CelebA's own aligned 64-px crops. Outside the photo the warp reflects
+the picture (never edge-stretching, which makes the model invent tall smeared heads). The
+transform is kept so a 64-px result can be mapped back into the photo (`paste_back`).
+
+Coordinates are continuous: pixel i covers [i, i+1), its centre is i + 0.5.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.identity import _model_dir
+
+# Where dlib's 5 landmarks (0-1: one eye's outer/inner corner, 2-3: the other eye's outer/inner
+# corner, 4: base of the nose) lie in the app's 64-px CelebA crop (`core.data.preprocess`:
+# short side -> 64, centre crop), continuous pixel coordinates. Measured with `measure_template`
+# (`python -m core.align ../shared/data/celeba`) on 400 training images (every 20th of IDs
+# 1-8000, upscaled ×4 for the HOG detector; 385 faces found): per-point median.
+TEMPLATE_64 = np.array([
+    [41.618, 33.521],  # sd 0.82, 0.56
+    [36.045, 33.700],  # sd 0.53, 0.50
+    [22.382, 33.342],  # sd 0.82, 0.73
+    [27.775, 33.700],  # sd 0.55, 0.58
+    [31.910, 44.255],  # sd 1.58, 1.06
+], dtype=np.float64)
+
+CROP = 64
+SUPERSAMPLE = 4  # warp to 256 px, then one antialiased downscale to 64 (as CelebA's own resize)
+DETECT_SIDE = 480  # photos are brought to about this size for the HOG detector
+
+
+@dataclass
+class Landmarks:
+    points: np.ndarray  # (5, 2) continuous photo coordinates
+    box: tuple[int, int, int, int]  # detected face (x, y, w, h) in photo pixels
+
+
+_lock = threading.Lock()
+_models: tuple | None = None
+
+
+def _dlib_models():
+    """HOG detector + 5-point predictor, loaded once (raises ImportError/IdentityUnavailable)."""
+    global _models
+    with _lock:
+        if _models is None:
+            import dlib
+
+            predictor = dlib.shape_predictor(str(Path(_model_dir()) / "shape_predictor_5_face_landmarks.dat"))
+            _models = (dlib, dlib.get_frontal_face_detector(), predictor)
+    return _models
+
+
+def available() -> bool:
+    try:
+        _dlib_models()
+        return True
+    except Exception:  # noqa: BLE001 - dlib missing or its model files absent: Haar fallback
+        return False
+
+
+def detect_landmarks(img: Image.Image, upscale: float | None = None) -> Landmarks | None:
+    """The largest face's 5 landmarks in `img` (RGB), or None.
+
+    The photo is resized so its longer side is about `DETECT_SIDE` (HOG finds faces from ~80 px,
+    and a 4000-px phone photo would take seconds); `upscale` overrides that factor.
+    """
+    dlib, detector, predictor = _dlib_models()
+    scale = upscale if upscale is not None else DETECT_SIDE / max(img.size)
+    work = img if scale == 1 else img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                                            Image.Resampling.BICUBIC if scale > 1 else Image.Resampling.BOX)
+    arr = np.asarray(work.convert("RGB"))
+    with _lock:
+        boxes = detector(arr, 0)
+        if len(boxes) == 0:
+            boxes = detector(arr, 1)  # one pyramid level up: small faces
+        if len(boxes) == 0:
+            return None
+        box = max(boxes, key=lambda r: r.area())
+        shape = predictor(arr, box)
+    sx, sy = work.width / img.width, work.height / img.height
+    pts = np.array([[(p.x + 0.5) / sx, (p.y + 0.5) / sy] for p in shape.parts()], dtype=np.float64)
+    face = (round(box.left() / sx), round(box.top() / sy), round(box.width() / sx), round(box.height() / sy))
+    return Landmarks(points=pts, box=face)
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (no reflection) mapping points `src` onto `dst`; 2×3 matrix."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    # complex form: dst ≈ a·src + t with a = scale·e^{iθ}
+    sc, dc = s[:, 0] + 1j * s[:, 1], d[:, 0] + 1j * d[:, 1]
+    a = (np.conj(sc) * dc).sum() / max((np.abs(sc) ** 2).sum(), 1e-12)
+    m = np.array([[a.real, -a.imag], [a.imag, a.real]])
+    return np.hstack([m, (mu_d - m @ mu_s)[:, None]])
+
+
+def invert_affine(m: np.ndarray) -> np.ndarray:
+    a = np.linalg.inv(m[:, :2])
+    return np.hstack([a, (-a @ m[:, 2])[:, None]])
+
+
+def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    pts = np.asarray(pts, np.float64).reshape(-1, 2)
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def _index_matrix(m: np.ndarray) -> np.ndarray:
+    """Continuous-coordinate affine -> the pixel-index form OpenCV's warpAffine uses."""
+    out = m.copy()
+    out[:, 2] = m[:, 2] + m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return out
+
+
+def warp(img: Image.Image, transform: np.ndarray, size: int = CROP, soften: bool = True) -> np.ndarray:
+    """Photo -> (size, size, 3) uint8 in the template frame; outside the photo: reflection.
+
+    `transform` maps photo coordinates to the 64-px frame; `soften` blurs and fades the
+    reflected part (`_soften_padding`). Warping at `SUPERSAMPLE`× then one
+    antialiased downscale avoids the aliasing a direct bilinear warp of a large photo would give.
+    """
+    import cv2
+
+    big = size * SUPERSAMPLE
+    m = np.diag([big / CROP, big / CROP]) @ transform
+    arr = np.asarray(img.convert("RGB"))
+    shrink = min(1.0, abs(np.linalg.det(m[:, :2])) ** 0.5)
+    if shrink < 0.9:  # the photo is finer than the warp: shrink it (antialiased) first
+        small = img.convert("RGB").resize((max(1, round(img.width * shrink)), max(1, round(img.height * shrink))),
+                                          Image.Resampling.BOX)
+        sx, sy = small.width / img.width, small.height / img.height
+        m = m @ np.array([[1 / sx, 0, 0], [0, 1 / sy, 0], [0, 0, 1]])
+        arr = np.asarray(small)
+    m = _index_matrix(m)
+    out = cv2.warpAffine(arr, m, (big, big), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    inside = cv2.warpAffine(np.full(arr.shape[:2], 255, np.uint8), m, (big, big), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if soften and not inside.all():
+        out = _soften_padding(out, inside)
+    return np.asarray(Image.fromarray(out).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def _soften_padding(out: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Blur the reflected border and fade it to the picture's median colour with the distance.
+
+    A mirrored copy of a tight crop would otherwise show ghost faces around the face (the FFHQ
+    alignment script does the same). Pixels inside the photo are kept as they are.
+    """
+    import cv2
+
+    big = out.shape[0]
+    dist = cv2.distanceTransform((inside == 0).astype(np.uint8), cv2.DIST_L2, 3)
+    blur_w = np.clip(dist / (0.03 * big), 0, 1)[..., None]
+    fade_w = 0.9 * np.clip(dist / (0.35 * big), 0, 1)[..., None]
+    img = out.astype(np.float32)
+    blurred = cv2.GaussianBlur(img, (0, 0), 0.04 * big)
+    img += (blurred - img) * blur_w
+    median = np.median(out[inside > 0].reshape(-1, 3), axis=0) if (inside > 0).any() else img.reshape(-1, 3).mean(0)
+    img += (median - img) * fade_w
+    return img.round().clip(0, 255).astype(np.uint8)
+
+
+# The pasted region in the 64-px frame: an ellipse around the face (brows to chin, cheek to
+# cheek, from the template), feathered, so the photo's own hair and background stay sharp.
+PASTE_CENTRE = (32.0, 40.0)
+PASTE_RADII = (21.0, 26.0)
+
+
+def paste_mask(size: int, feather: float = 0.25) -> np.ndarray:
+    """(size, size) float mask in [0, 1]: 1 inside the face ellipse, fading over `feather` of it."""
+    k = size / CROP
+    yy, xx = (np.mgrid[0:size, 0:size] + 0.5) / k
+    r = np.sqrt(((xx - PASTE_CENTRE[0]) / PASTE_RADII[0]) ** 2 + ((yy - PASTE_CENTRE[1]) / PASTE_RADII[1]) ** 2)
+    return np.clip((1 + feather - r) / feather, 0, 1)
+
+
+def paste_back(photo: Image.Image, face: np.ndarray, transform: np.ndarray) -> Image.Image:
+    """Composite a 64-px face (H, W, 3 uint8, template frame) into `photo` where it came from.
+
+    The face is upscaled ×SUPERSAMPLE, mapped with the inverse transform, and blended through
+    the feathered `paste_mask`, so no seam shows.
+    """
+    import cv2
+
+    big = CROP * SUPERSAMPLE
+    up = np.asarray(Image.fromarray(face).resize((big, big), Image.Resampling.BICUBIC))
+    mask = (paste_mask(big) * 255).astype(np.uint8)
+    m = invert_affine(np.diag([big / CROP, big / CROP]) @ transform)  # 256-px frame -> photo
+    m = _index_matrix(m)
+    size = photo.size
+    warped = cv2.warpAffine(up, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = (alpha.astype(np.float32) / 255)[..., None]
+    base = np.asarray(photo.convert("RGB")).astype(np.float32)
+    out = base * (1 - alpha) + warped.astype(np.float32) * alpha
+    return Image.fromarray(out.round().clip(0, 255).astype(np.uint8))
+
+
+def align(img: Image.Image, landmarks: Landmarks | None = None) -> tuple[np.ndarray, np.ndarray, Landmarks] | None:
+    """Photo -> (64-px aligned face uint8 HWC, transform photo->crop, landmarks), None without a face."""
+    found = landmarks or detect_landmarks(img)
+    if found is None:
+        return None
+    m = similarity(found.points, TEMPLATE_64)
+    return warp(img, m), m, found
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def celeba_to_crop(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Continuous coordinates in an aligned CelebA image -> the 64-px `preprocess` crop."""
+    scale = CROP / min(width, height)
+    new_w, new_h = max(CROP, round(width * scale)), max(CROP, round(height * scale))
+    left, top = round((new_w - CROP) / 2), round((new_h - CROP) / 2)
+    return points * np.array([new_w / width, new_h / height]) - np.array([left, top])
+
+
+def measure_template(image_dir: str | Path, ids: range = range(20, 8001, 20), upscale: float = 4.0
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Median and spread of the 5 landmarks over CelebA training images, in 64-px crop coordinates.
+
+    Returns (median (5, 2), standard deviation (5, 2), faces found). Only training IDs belong here.
+    """
+    found = []
+    for i in ids:
+        path = Path(image_dir) / f"{i:06d}.jpg"
+        if not path.exists():
+            continue
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+        lm = detect_landmarks(img, upscale=upscale)
+        if lm is not None:
+            found.append(celeba_to_crop(lm.points, img.width, img.height))
+    if not found:
+        raise RuntimeError(f"no faces found in {image_dir}")
+    pts = np.stack(found)
+    return np.median(pts, 0), pts.std(0), len(found)
+
+
+if __name__ == "__main__":
+    import sys
+
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/celeba") / "img_align_celeba"
+    median, sd, n = measure_template(root)
+    print(f"{n} faces; median landmarks in the 64-px crop (sd):")
+    for (x, y), (sx, sy) in zip(median, sd):
+        print(f"    [{x:.3f}, {y:.3f}],  # sd {sx:.2f}, {sy:.2f}")
