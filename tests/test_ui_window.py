@@ -425,3 +425,27 @@ def test_slider_at_its_end_short_of_the_attribute_offers_steering(make_window, q
     slider.sliderReleased.emit()
     settle(w, qtbot)
     assert "slider is at its end" not in w.message()
+
+
+def test_readout_names_what_else_changed_and_whether_it_is_the_same_person(make_window, qtbot):
+    from core import identity
+    from core.readout import side_effects
+
+    w = make_window()
+    assert w.readout.text() == ""  # the starting face: nothing to report
+    start = w.start_frame
+    w.attribute_panel.rows["Male"].slider.setValue(100)  # the slider at its end
+    settle(w, qtbot)
+    assert w.frame is not start
+    text = w.readout.text()
+    changes = side_effects(start.probs, w.frame.probs, w.engine.attributes, {"Male"})
+    if changes:
+        name, delta = changes[0]
+        assert text.startswith("Also changed: " + name.replace("_", " ")) and "Male" not in text.split(":")[1]
+    else:
+        assert text.startswith("Nothing else changed")
+    if identity.available():
+        qtbot.waitUntil(lambda: "person" in w.readout.text(), timeout=20_000)
+    w.new_face(5)  # a new starting face clears it
+    settle(w, qtbot)
+    assert w.readout.text() == ""

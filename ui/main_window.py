@@ -22,6 +22,7 @@ from core.export import save_png
 from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
 from core.inversion import FaceCrop, InvertConfig
 from core.policy import WINDOW_STEER, window_steer_config
+from core.readout import describe, identity_distance, identity_words, side_effects
 from core.steering import SteerConfig
 from ui.attribute_panel import MAX_ALPHA, AttributePanel, display_name
 from ui.bridge import Bridge, Task
@@ -158,6 +159,10 @@ class MainWindow(QMainWindow):
         row.addWidget(self.scale_combo)
         row.addWidget(self.caption, 1)
         fc.addLayout(row)
+        self.readout = QLabel(face_col)  # what the edit did besides its target, and is it still the person
+        self.readout.setWordWrap(True)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        fc.addWidget(self.readout)
         self.photo_box = QWidget(face_col)
         pb = QHBoxLayout(self.photo_box)
         pb.setContentsMargins(0, 0, 0, 0)
@@ -431,10 +436,29 @@ class MainWindow(QMainWindow):
             self.start_frame = frame
         self._display_current()
         self._update_actions()
+        self._update_readout()
         if self._reach_check is not None and not self.bridge.has_pending("face"):
             name, self._reach_check = self._reach_check, None
             self._hint_if_unreached(name)
         self.face_shown.emit()
+
+    def _update_readout(self) -> None:
+        """Plain words under the face: the other attributes this edit moved (the readout beside the
+        face) and, from the identity metric on the worker, whether it is still the same person."""
+        start, frame = self.start_frame, self.frame
+        if start is None or frame is None or frame is start or self.frame_state is self._start_state:
+            self.readout.setText("")
+            return
+        edited = set(self.state.edits) | ({self.last_attribute} if self.last_attribute else set())
+        text = describe(side_effects(start.probs, frame.probs, self.engine.attributes, edited), display_name)
+        self.readout.setText(text)
+
+        def show(distance: float | None, shown: Frame = frame) -> None:
+            if shown is self.frame and distance is not None:
+                self.readout.setText(f"{text} {identity_words(distance)}")
+
+        self.bridge.request("identity", identity_distance, start.image, frame.image, name="identity readout",
+                            on_result=show)
 
     def _previewing(self) -> bool:
         """Something else owns the face view right now (a live job, the path player)."""
@@ -701,7 +725,8 @@ class MainWindow(QMainWindow):
             return
         self.live_frames += 1
         self.face_view.set_image(item.frame.image)
-        self.face_view.set_badge(f"Refining {item.step}/{item.total}")
+        stage = "Tuning" if item.message.startswith("tuning") else "Refining"
+        self.face_view.set_badge(f"{stage} {item.step}/{item.total}")
         self.photo_text.setText(f"{name}: refining {item.step}/{item.total} {item.message}")
 
     def _on_inverted(self, task: Task, name: str, outcome: InvertOutcome) -> None:
@@ -710,12 +735,13 @@ class MainWindow(QMainWindow):
         self._face_task = None
         frame = outcome.frame
         locked = self.state.locked if self.state is not None else frozenset()
-        state = EditState(base=frame.z, locked=locked, label=f"photo {name}", z=frame.z)
+        state = EditState(base=frame.z, locked=locked, label=f"photo {name}", z=frame.z, generator=outcome.delta)
         self._start_new_face(state)
         self._apply(state, frame=frame)
         res = outcome.result
+        tuned = f" → {outcome.tuning.psnr_db:.1f} dB (its own generator)" if outcome.tuning else ""
         self.photo_text.setText(f"{name}: PSNR {res.psnr_encoder_db:.1f} dB (encoder) → {res.psnr_db:.1f} dB "
-                                "(refined). The face is ready to edit.")
+                                f"(refined){tuned}. The face is ready to edit.")
 
     def _on_photo_failed(self, task: Task, name: str, exc: BaseException) -> None:
         if task is not self._face_task:
