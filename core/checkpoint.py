@@ -6,7 +6,6 @@ config, a pickle that tries to run code) becomes a `CheckpointError` that says s
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import zipfile
@@ -19,6 +18,7 @@ from torch import nn
 
 from core.data import IMAGE_SIZE, NORMALISATION
 from core.export import save_tensor_atomic
+from core.model_hash import state_hash  # noqa: F401 (part of this module's interface)
 from core.models import MODEL_KINDS, config_from_dict
 
 FORMAT_VERSION = 1
@@ -255,18 +255,3 @@ def read_metadata(path: str | os.PathLike) -> dict:
     """Everything but the weights, e.g. for `main.py info` or the model card."""
     blob = _read_blob(Path(path))
     return {k: v for k, v in blob.items() if k not in ("state_dict", "extra")}
-
-
-def state_hash(model: nn.Module) -> str:
-    """Short content hash of a model's weights: pairs an encoder or a directions file with its G.
-
-    A copy made by `core.models.prepare_for_inference` answers with the hash of its source.
-    """
-    source = getattr(model, "source_hash", None)
-    if isinstance(source, str):
-        return source
-    h = hashlib.sha1()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
