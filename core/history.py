@@ -80,6 +80,7 @@ class EditState:
     label: str = ""
     seed: int | None = None
     z: Tensor | None = None
+    generator: Any = None  # a photo's own generator change (core.tuning.GeneratorDelta); None: the shared G
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, (torch.Tensor, SeedPoint, PlanePoint)):

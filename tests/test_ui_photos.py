@@ -84,6 +84,26 @@ def test_test_made_image_without_a_face_asks_then_inverts_the_centre(make_window
     assert w.live_frames >= 1 and not torch.equal(w.frame.z, before_z)
 
 
+def test_photo_keeps_its_own_generator_through_edits_and_undo(make_window, qtbot, tmp_path):
+    """The inverted photo is drawn by its tuned generator, and so are its slider edits and undo."""
+    w = make_window()
+    assert drop(w, files(no_face_image(tmp_path / "gradient.png")))
+    qtbot.waitUntil(lambda: w.message_bar.action.text() == "Use centre crop", timeout=20_000)
+    qtbot.mouseClick(w.message_bar.action, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    delta, inverted = w.state.generator, w.frame
+    assert delta is not None and "its own generator" in w.photo_text.text()
+    assert torch.equal(inverted.image, w.engine.render(inverted.z, delta)[0].image)
+    w.attribute_panel.rows["Smiling"].slider.setValue(60)
+    settle(w, qtbot)
+    assert w.state.generator is delta
+    expected = w.engine.edit_job(inverted.z, {"Smiling": 1.8}, [], delta=delta)
+    assert torch.equal(w.frame.image, expected.image)
+    w.undo()
+    settle(w, qtbot)
+    assert w.state.generator is delta and torch.equal(w.frame.image, inverted.image)
+
+
 def test_file_open_uses_the_same_path(make_window, qtbot, tmp_path, monkeypatch):
     w = make_window()
     path = no_face_image(tmp_path / "opened.png")

@@ -48,17 +48,20 @@ class FaceResult:
 
 def render_face(engine: Engine, state: EditState) -> FaceResult:
     """Render the face of a state: one generator + classifier pass."""
+    delta = state.generator
     if state.z is not None:
-        return FaceResult(state, engine.render_job(state.z))
+        return FaceResult(state, engine.render_job(state.z, delta))
     base = base_z(engine, state)
-    frame = engine.edit_job(base, state.edits, state.locked_list) if state.edits else engine.render_job(base)
+    frame = (engine.edit_job(base, state.edits, state.locked_list, delta) if state.edits
+             else engine.render_job(base, delta))
     return FaceResult(state, frame)
 
 
 def steer_face(engine: Engine, state: EditState, targets: dict[str, float], locked: list[str] | None,
                config: SteerConfig | None) -> Iterator[Progress]:
     """Classifier-gradient steering from the face of `state` (see `Engine.steer_job`)."""
-    outcome: SteerOutcome = yield from engine.steer_job(face_z(engine, state), targets, locked, config)
+    outcome: SteerOutcome = yield from engine.steer_job(face_z(engine, state), targets, locked, config,
+                                                        delta=state.generator)
     return outcome
 
 
@@ -105,7 +108,7 @@ def canvas_map(engine: Engine, state: EditState, axis_a: Axis, axis_b: Axis, n: 
     grid = plane.grid(n, extent)
     frames: list[Frame] = []
     for row in range(n):  # a row at a time, so a newer request can cancel the map quickly
-        frames += yield from engine.render_path_job(grid[row * n:(row + 1) * n])
+        frames += yield from engine.render_path_job(grid[row * n:(row + 1) * n], state.generator)
     pin_uv = [plane.project(face_z(engine, s)) for s in pins]
     return CanvasMap(plane=plane, n=n, extent=extent, images=[f.image for f in frames], pins=pin_uv)
 
@@ -117,7 +120,8 @@ def keyframe_frames(engine: Engine, pins: list[EditState], frames_per_segment: i
     for state in pins:
         keys.add(state)
     path = keys.path(lambda s: face_z(engine, s), frames_per_segment, loop=loop)
-    frames = yield from engine.render_path_job(path)
+    own = {id(s.generator) for s in pins}  # pins of one photo: its own G; mixed faces: the shared G
+    frames = yield from engine.render_path_job(path, pins[0].generator if pins and len(own) == 1 else None)
     return frames
 
 
@@ -165,7 +169,7 @@ def export_gif(engine: Engine, request: GifRequest) -> Iterator[Progress]:
         axis = Axis("attribute", index, request.attribute)
         alphas = alpha_range(request.max_alpha, request.frames)
         zs = direction_walk(face_z(engine, request.state), axis_vector(axis, vectors, engine.z_dim), alphas)
-        frames = yield from engine.render_path_job(zs)
+        frames = yield from engine.render_path_job(zs, request.state.generator)
         captions = [f"{request.attribute.replace('_', ' ')} {a:+.1f}  p {f.probs.tolist()[index]:.2f}"
                     for a, f in zip(alphas.tolist(), frames)]
     else:
