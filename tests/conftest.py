@@ -52,8 +52,9 @@ def celeba_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test gets its own decoded-dataset cache; nothing is written to the user's home."""
+    """Each test gets its own decoded-dataset cache and autosave folder; nothing is written to the user's home."""
     monkeypatch.setenv("LATENT_STEER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LATENT_STEER_DATA", str(tmp_path / "data"))
 
 
 def shared_data(sub: str) -> Path:

@@ -23,11 +23,12 @@ def models_error_text(models_dir: Path, exc: BaseException) -> str:
 
 def run(argv: Sequence[str] | None = None, engine_factory: Callable[[], object] | None = None,
         models_dir: str | os.PathLike | None = None, settings: QSettings | None = None,
-        device: str = "auto") -> int:
+        device: str = "auto", data_dir: str | os.PathLike | None = None) -> int:
     """Open the app and return its exit code (1 when the models cannot be loaded).
 
     `engine_factory` (a callable returning an `Engine`) or `models_dir` replace the shipped
-    models, e.g. for tests; `settings` replaces the user's QSettings.
+    models, e.g. for tests; `settings` replaces the user's QSettings; `data_dir` the platform data
+    folder where the session is autosaved (ui.session_flow).
     """
     app = QApplication.instance()
     if app is None:
@@ -46,7 +47,10 @@ def run(argv: Sequence[str] | None = None, engine_factory: Callable[[], object] 
         return 1
 
     from ui.main_window import MainWindow
+    from ui.session_flow import SessionFlow
 
     window = MainWindow(engine, settings=settings)
+    flow = SessionFlow(window, data_dir)
     window.show()
+    flow.start()  # may ask whether to restore what a crash left
     return app.exec()
