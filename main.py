@@ -58,6 +58,13 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--smooth", action="store_true", help="smooth (LANCZOS) instead of crisp upscaling")
 
 
+def _session(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--session", default=None, metavar="FILE",
+                   help="start from this session's face (when it exists and no --seed is given) and record the "
+                        "result in it (.lsteer, as File → Save session writes)")
+    p.set_defaults(seed=None)  # None: the session's face, else seed 0
+
+
 def _gif(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=int, default=12)
     p.add_argument("--pingpong", action="store_true", help="play forwards then backwards")
@@ -70,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("generate", help="random faces to a PNG grid")
     _common(p, "faces.png")
-    p.add_argument("--n", type=_int_in(1, MAX_FACES), default=16, help="number of faces")
+    p.add_argument("--n", type=_int_in(1, MAX_FACES), default=None,
+                   help="number of faces (default 16; a session's face is one)")
+    _session(p)
     p = sub.add_parser("steer", help="classifier-gradient steering; GIF of the trajectory (or PNG)")
     _common(p, "steer.gif")
     _gif(p)
@@ -83,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="preservation weight λ (0 = plain)")
     p.add_argument("--until", type=float, default=None,
                    help="stop once targets pass this probability (0: always run every step)")
+    _session(p)
     p = sub.add_parser("edit", help="direction edit z + Σ α·d; PNG")
     _common(p, "edit.png")
     p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA")
     p.add_argument("--lock", action="append", default=[], metavar="ATTR", help="edit orthogonally to these")
+    _session(p)
     p = sub.add_parser("invert", help="photo -> aligned crop -> z -> the face's own tuned G; PNG of the result")
     _common(p, "inverted.png")
     p.add_argument("photo")
@@ -179,12 +190,24 @@ def _caption(engine, frame, names: list[str]) -> str:
 def cmd_generate(args: argparse.Namespace) -> int:
     from core.export import save_png_grid
 
+    from core.session import SessionFile, face_z
+
     _check_out(args.out, ".png")
     engine = _engine(args)
-    frames = engine.render(engine.z_from_seed(args.seed, args.n))
-    path = save_png_grid([f.image for f in frames], args.out, nrow=math.ceil(math.sqrt(args.n)), size=args.size,
+    session = SessionFile(args.session, engine)
+    origin = session.origin(args.seed)
+    if origin is session.current:  # the session's face: one face, not a grid of seeds
+        if args.n not in (None, 1):
+            raise ValueError("--n: a session holds one face; add --seed N for a grid of random faces")
+        frames, what = engine.render(face_z(engine, origin), origin.generator), f"the face of {args.session}"
+    else:
+        n = args.n or 16
+        frames, what = engine.render(engine.z_from_seed(origin.seed, n)), f"{n} faces (seed {origin.seed})"
+    path = save_png_grid([f.image for f in frames], args.out, nrow=math.ceil(math.sqrt(len(frames))), size=args.size,
                          smooth=args.smooth)
-    print(f"wrote {args.n} faces (seed {args.seed}) to {path}")
+    print(f"wrote {what} to {path}")
+    if origin is not session.current and session.record(origin):
+        print(f"recorded seed {origin.seed} in {args.session}")
     return 0
 
 
@@ -204,8 +227,14 @@ def cmd_steer(args: argparse.Namespace) -> int:
                                                     until=args.until)
     if args.until == 0:
         config.until = None  # 0: always run every step
+    from core.history import EditState
+    from core.session import SessionFile, face_z
+
     engine = _engine(args)
-    outcome = run_inline(engine.steer_job, engine.z_from_seed(args.seed), targets, args.lock, config,
+    session = SessionFile(args.session, engine)
+    origin = session.origin(args.seed)
+    locked = args.lock if args.lock is not None else (origin.locked_list or None)
+    outcome = run_inline(engine.steer_job, face_z(engine, origin), targets, locked, config, origin.generator,
                          on_progress=_progress("steering"))
     names = list(targets)
     first, last = outcome.frames[0], outcome.frames[-1]
@@ -217,6 +246,10 @@ def cmd_steer(args: argparse.Namespace) -> int:
         captions = [_caption(engine, f, names) for f in outcome.frames]
         path = save_gif([f.image for f in outcome.frames], args.out, _gif_options(args, captions))
     print(f"wrote {path}")
+    label = " ".join([f"more {a}" for a in args.more] + [f"less {a}" for a in args.less])
+    if session.record(origin, EditState(base=last.z, locked=origin.locked, label=label, z=last.z,
+                                        generator=origin.generator)):
+        print(f"recorded the steered face in {args.session}")
     return 0
 
 
@@ -232,16 +265,25 @@ def cmd_edit(args: argparse.Namespace) -> int:
             raise ValueError(f"--set needs ATTR=NUMBER, got {item!r}") from None
     if not alphas:
         raise ValueError("say what to edit: --set ATTR=ALPHA (e.g. --set Smiling=2)")
+    from core.session import SessionFile, face_z
+
     _check_out(args.out, ".png")
     engine = _engine(args)
     for name, alpha in alphas.items():
         _check_alpha(f"--set {name}", alpha, engine.z_dim)
-    z = engine.z_from_seed(args.seed)
-    before, after = engine.render(z)[0], engine.edit_job(z, alphas, args.lock)
+    session = SessionFile(args.session, engine)
+    origin = session.origin(args.seed)  # the sliders add to the face's own (a session's face may have some)
+    edited = origin.derive(" ".join(f"{k} {v:+.1f}" for k, v in alphas.items()), alphas={**origin.alphas, **alphas},
+                           locked=origin.locked | set(args.lock))
+    before = engine.render(face_z(engine, origin), origin.generator)[0]
+    after = engine.render(face_z(engine, edited), edited.generator)[0]
+    edited.z = after.z
     names = list(alphas)
     print(f"{_caption(engine, before, names)}  ->  {_caption(engine, after, names)}")
     path = save_png_grid([before.image, after.image], args.out, nrow=2, size=args.size, smooth=args.smooth)
     print(f"wrote before | after to {path}")
+    if session.record(origin, edited):
+        print(f"recorded the edit in {args.session}")
     return 0
 
 

@@ -105,6 +105,71 @@ class Session:
         return list(seen.values())
 
 
+def base_z(engine: Any, state: EditState) -> Tensor:
+    """The state's base code as a (d,) tensor (`engine`: anything with `z_from_seed`)."""
+    base = state.base
+    if isinstance(base, SeedPoint):
+        return engine.z_from_seed(base.seed)[0]
+    if isinstance(base, PlanePoint):
+        return base.z()
+    return base.reshape(-1)
+
+
+def face_z(engine: Any, state: EditState) -> Tensor:
+    """The code of the face a state describes (its recorded z when known)."""
+    if state.z is not None:
+        return state.z
+    base = base_z(engine, state)
+    return engine.edit_z(base, state.edits, state.locked_list) if state.edits else base
+
+
+def seed_state(seed: int) -> EditState:
+    """A new random face, as the window makes it."""
+    return EditState(base=SeedPoint(seed), label=f"seed {seed}", seed=seed)
+
+
+def models_info(engine: Any) -> ModelsInfo:
+    return ModelsInfo(z_dim=engine.z_dim, attributes=list(engine.attributes),
+                      generator_hash=getattr(engine, "generator_hash", None))
+
+
+class SessionFile:
+    """A command's `--session FILE`: the face it starts from (the file's current face, when the file
+    exists and no seed is asked for) and the file its results are recorded in, as new history entries."""
+
+    def __init__(self, path: str | os.PathLike | None, engine: Any) -> None:
+        self.path = Path(path) if path else None
+        self.engine = engine
+        self.session: Session | None = None
+        if self.path is not None and self.path.exists():
+            self.session = load_session(self.path, check=models_info(engine))
+
+    @property
+    def current(self) -> EditState | None:
+        return self.session.current if self.session is not None else None
+
+    def origin(self, seed: int | None) -> EditState:
+        """The face to start from: the session's current face, or the random face of `seed` (default 0)."""
+        if self.session is not None and seed is None:
+            return self.session.current
+        return seed_state(0 if seed is None else seed)
+
+    def record(self, origin: EditState, *results: EditState) -> Path | None:
+        """Add `results` after `origin` (a new face when the session does not hold it yet) and save."""
+        if self.path is None:
+            return None
+        if self.session is None:
+            self.session = Session(models=models_info(self.engine))
+        history = self.session.history
+        if origin is not history.current:
+            history.push(origin)
+            self.session.start = origin
+        for state in results:
+            history.seal()
+            history.push(state)
+        return save_session(self.session, self.path)
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing
 

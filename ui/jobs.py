@@ -16,28 +16,10 @@ from typing import Any, Iterator
 from core.directions import FitConfig
 from core.engine import Engine, Frame, Progress, SteerOutcome
 from core.export import GifOptions, save_gif
-from core.history import (Axis, EditState, Keyframes, LatentPlane, PlanePoint, SeedPoint, available_directions,
-                          axis_vector)
+from core.history import Axis, EditState, Keyframes, LatentPlane, available_directions, axis_vector
 from core.latent import alpha_range, direction_walk
+from core.session import base_z, face_z  # noqa: F401 - shared with the CLI; re-exported
 from core.steering import SteerConfig
-
-
-def base_z(engine: Engine, state: EditState) -> Any:
-    """The state's base code as a (d,) tensor."""
-    base = state.base
-    if isinstance(base, SeedPoint):
-        return engine.z_from_seed(base.seed)[0]
-    if isinstance(base, PlanePoint):
-        return base.z()
-    return base.reshape(-1)
-
-
-def face_z(engine: Engine, state: EditState) -> Any:
-    """The code of the face a state describes (its recorded z when known)."""
-    if state.z is not None:
-        return state.z
-    base = base_z(engine, state)
-    return engine.edit_z(base, state.edits, state.locked_list) if state.edits else base
 
 
 @dataclass
