@@ -269,3 +269,36 @@ def test_a_session_from_other_models_is_refused_by_the_window(make_window, qtbot
     with pytest.raises(SessionError):
         load_session(path, check=models_check(w))
     assert not flow.open(path) and "Not_An_Attribute" in w.message()
+
+
+def test_a_photo_face_comes_back_with_its_own_generator(make_window, qtbot, tmp_path):
+    """A photo's face is its z under its own tuned generator: the session keeps the generator change,
+    so the opened face is the same picture, not the shared generator's reading of that z."""
+    import copy
+
+    from core.history import EditState
+    from core.tuning import make_delta
+
+    w = make_window()
+    flow = install(w, tmp_path / "data")
+    tuned = copy.deepcopy(w.engine.generator)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    delta = make_delta(w.engine.generator, tuned, w.engine.generator_hash)
+    z = w.engine.z_from_seed(77)[0]
+    photo = EditState(base=z, label="photo me.jpg", z=z, generator=delta)
+    w._start_new_face(photo)
+    w._apply(photo)
+    settle(w, qtbot)
+    w.take_snapshot()
+    shown = w.frame.image
+    assert not torch.equal(shown, w.engine.render(z)[0].image)  # its own generator draws another picture
+    path = flow.save(tmp_path / "photo.lsteer")
+    w.new_face(1)
+    settle(w, qtbot)
+    assert flow.open(path)
+    settle(w, qtbot)
+    assert w.state.generator is not None and w.state.generator.key == delta.key
+    assert torch.equal(w.frame.image, shown) and torch.equal(w.frame.z, z)
+    assert torch.equal(w.snapshots[0].image, shown) and w.snapshots[0].state.generator is w.state.generator

@@ -173,10 +173,11 @@ class _Writer:
 
 def ask_save_changes(window) -> str:
     """'save' | 'discard' | 'cancel': the question asked before unsaved work would be lost."""
-    box = QMessageBox(QMessageBox.Icon.Question, "Latent Steer", "Save this editing session before it closes?",
+    box = QMessageBox(QMessageBox.Icon.Question, "Latent Steer", "Save the current editing session first?",
                       QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                       | QMessageBox.StandardButton.Cancel, window)
-    box.setInformativeText("Its history, snapshots and pins are kept in a session file you can open later.")
+    box.setInformativeText("A session file keeps the face, its undo history, snapshots and pins; you can open "
+                           "it later (File → Open session). Snapshots stay in the strip either way.")
     box.setDefaultButton(QMessageBox.StandardButton.Save)
     answer = box.exec()
     return {QMessageBox.StandardButton.Save: "save",
