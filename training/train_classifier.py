@@ -1,6 +1,7 @@
 """Train the 40-attribute CelebA classifier (multi-label BCE) and report held-out accuracy.
 
     python -m training.train_classifier --data ../shared/data/celeba --out runs/classifier
+    torchrun --nproc_per_node 8 -m training.train_classifier --data ...   # DDP: --batch-size is per rank
 
 The classifier is the app's readout, the steering objective, the feature space of FD_cls and
 the perceptual loss of inversion, so its held-out accuracy is reported per attribute.
@@ -17,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.checkpoint import load_checkpoint, save_checkpoint
+from core.checkpoint import save_checkpoint
 from core.device import autocast
 from core.metrics import attribute_accuracy
 from core.models import MODEL_KINDS
-from training.common import BatchSampler, MetricLog, base_parser, random_shift, setup, total_steps, train_summary
+from training.common import (BatchSampler, MetricLog, base_parser, batch_line, param_hash, random_shift, resume_run,
+                             setup, total_steps, train_summary)
 
 
 def parse_args(argv: list[str] | None, description: str = __doc__.split("\n")[0], out: str = "runs/classifier",
@@ -63,32 +65,30 @@ def train(args: argparse.Namespace, kind: str = "classifier",
           augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: random_shift(x, pad=4)) -> dict:
     """Train a 40-attribute model of `kind` ("classifier", or "evaluator" via train_evaluator)."""
     device, data, out = setup(args)
-    steps = total_steps(args, len(data.train_images), default_epochs=args.default_epochs)
-    steps_per_epoch = max(1, len(data.train_images) // args.batch_size)
+    dist = data.dist
+    steps = total_steps(args, len(data.train_images), default_epochs=args.default_epochs, world=dist.world)
+    steps_per_epoch = max(1, len(data.train_images) // (args.batch_size * dist.world))
     eval_every = args.sample_every if args.sample_every else steps_per_epoch
     cls, cfg_cls = MODEL_KINDS[kind]
-    model = cls(cfg_cls(num_attributes=len(data.attribute_names), width=args.width,
-                        dropout=args.dropout)).to(device, memory_format=torch.channels_last)
+    model = cls(cfg_cls(num_attributes=len(data.attribute_names), width=args.width, dropout=args.dropout,
+                        image_size=args.image_size)).to(device, memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
     path = out / f"{kind}.pt"
-    start, elapsed_before, history = 0, 0.0, []
-    if args.resume and path.exists():
-        ck = load_checkpoint(path, kind)
-        model.load_state_dict(ck.model.state_dict())
-        opt.load_state_dict(ck.extra["resume"]["opt"])
-        start, elapsed_before = int(ck.extra["resume"]["step"]), float(ck.train.get("time_s", 0))
-        history = list(ck.train.get("history", []))
-        torch.manual_seed(args.seed + start)
-        print(f"resumed at step {start}/{steps}")
-    step_fn = torch.compile(model) if args.compile else model
-    sampler = BatchSampler(data.train_images, args.batch_size, labels=data.train_labels)
-    log = MetricLog(out, resume=start > 0)
+    start, elapsed_before, history = resume_run(args, dist, path, kind, model, opt, steps)
+    ddp = dist.wrap(model)
+    step_fn = torch.compile(ddp) if args.compile else ddp
+    sampler = BatchSampler(data.train_images, args.batch_size, labels=data.train_labels, rank=dist.rank,
+                           world=dist.world, seed=args.seed + start)
+    log = MetricLog(out, resume=start > 0, enabled=dist.main)
+    if dist.enabled and dist.main:
+        print(batch_line(dist, sampler.batch_size))
     loss_sum, n_sum, t0, result = torch.zeros((), device=device), 0, time.time(), {}
     model.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=kind, unit="step", disable=args.smoke)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=kind, unit="step",
+               disable=args.smoke or not dist.main)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = learning_rate(args, step, steps)
@@ -103,7 +103,7 @@ def train(args: argparse.Namespace, kind: str = "classifier",
         n_sum += 1
         done = step + 1
         if done % args.log_every == 0 or done == steps:
-            value = float(loss_sum / n_sum)
+            value = float(dist.mean_(loss_sum) / n_sum)
             if not math.isfinite(value):
                 raise SystemExit(f"training diverged at step {done} (loss is NaN/inf); lower --lr")
             history.append({"step": done, "loss": round(value, 5)})
@@ -111,7 +111,7 @@ def train(args: argparse.Namespace, kind: str = "classifier",
             bar.set_postfix(loss=f"{value:.4f}")
             loss_sum.zero_()
             n_sum = 0
-        if done % eval_every == 0 or done == steps:
+        if (done % eval_every == 0 or done == steps) and dist.main:
             result = evaluate(model, data.heldout_images, data.heldout_labels, data.attribute_names)
             log.write(done, heldout_mean_accuracy=result["mean_accuracy"])
             tqdm.write(f"step {done} (epoch {done / steps_per_epoch:.1f}): held-out mean accuracy "
@@ -121,9 +121,12 @@ def train(args: argparse.Namespace, kind: str = "classifier",
                                     history=history, heldout=result)
             save_checkpoint(path, kind, model, attributes=data.attribute_names, train=summary,
                             extra={"resume": {"step": done, "opt": opt.state_dict()}})
-    print(f"done: held-out mean accuracy {100 * result.get('mean_accuracy', float('nan')):.2f} % "
-          f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
-    return {"steps": steps, "history": history, "checkpoint": str(path), **result}
+    dist.finish()
+    if dist.main:
+        print(f"done: held-out mean accuracy {100 * result.get('mean_accuracy', float('nan')):.2f} % "
+              f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
+    return {"steps": steps, "history": history, "checkpoint": str(path), "rank": dist.rank,
+            "weights": {kind: param_hash(model)}, **result}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -2,6 +2,10 @@
 
     python -m training.train_encoder --data ../shared/data/celeba --generator runs/gan/generator.pt \
         --classifier runs/classifier/classifier.pt --out runs/encoder
+    torchrun --nproc_per_node 8 -m training.train_encoder ...   # DDP: --batch-size is per rank
+
+The encoder works at the generator's resolution (64 or 128 px, read from its checkpoint); the
+classifier of the feature loss must have that resolution too.
 
 Each step sees (a) generated faces x = G(z): loss ‖E(x) − z‖² plus the image loss of G(E(x))
 vs x; and (b) real training photos: the image loss of G(E(x)) vs x, plus a prior term that keeps
@@ -23,8 +27,8 @@ from core.device import autocast
 from core.losses import image_distance
 from core.metrics import psnr
 from core.models import Encoder, EncoderConfig
-from training.common import (BatchSampler, MetricLog, base_parser, resume_failed, resume_state, save_grid, setup,
-                             total_steps, train_summary)
+from training.common import (BatchSampler, MetricLog, base_parser, batch_line, param_hash, resume_run, save_grid,
+                             setup, total_steps, train_summary)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,10 +67,15 @@ def heldout_psnr(encoder: Encoder, gen: torch.nn.Module, images: torch.Tensor, b
 
 
 def train(args: argparse.Namespace) -> dict:
+    args.image_size = int(load_checkpoint(args.generator, "generator").config.get("image_size", 64))
     device, data, out = setup(args)
-    steps = total_steps(args, len(data.train_images), default_epochs=40)
+    dist = data.dist
+    steps = total_steps(args, len(data.train_images), default_epochs=40, world=dist.world)
     gen = load_checkpoint(args.generator, "generator", device).model
     classifier = load_checkpoint(args.classifier, "classifier", device).model
+    if classifier.config.image_size != args.image_size:
+        raise SystemExit(f"--classifier {args.classifier}: {classifier.config.image_size} px, but the generator "
+                         f"makes {args.image_size} px faces; train a classifier with --image-size {args.image_size}")
     z_dim = gen.z_dim
     if args.init:
         encoder = load_checkpoint(args.init, "encoder").model.float().train()
@@ -74,38 +83,29 @@ def train(args: argparse.Namespace) -> dict:
             raise SystemExit(f"--init {args.init}: encoder outputs z of size {encoder.config.z_dim}, the generator takes {z_dim}")
         encoder.requires_grad_(True)
     else:
-        encoder = Encoder(EncoderConfig(z_dim=z_dim, width=args.width))
+        encoder = Encoder(EncoderConfig(z_dim=z_dim, width=args.width, image_size=args.image_size))
     encoder = encoder.to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(encoder.parameters(), lr=args.lr, betas=(0.9, 0.99))
     path = out / "encoder.pt"
-    start, elapsed_before, history = 0, 0.0, []
-    if args.resume and path.exists():
-        ck = load_checkpoint(path, "encoder")
-        resume = resume_state(ck)
-        try:
-            encoder.load_state_dict(ck.model.state_dict())
-            opt.load_state_dict(resume["opt"])
-            start = int(resume["step"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise resume_failed(path, exc) from None
-        elapsed_before = float(ck.train.get("time_s", 0))
-        history = list(ck.train.get("history", []))
-        torch.manual_seed(args.seed + start)
-        print(f"resumed at step {start}/{steps}")
-    enc_fn = torch.compile(encoder) if args.compile else encoder
+    start, elapsed_before, history = resume_run(args, dist, path, "encoder", encoder, opt, steps)
+    ddp = dist.wrap(encoder)
+    enc_fn = torch.compile(ddp) if args.compile else ddp
     half = max(1, args.batch_size // 2)
-    sampler = BatchSampler(data.train_images, half)
-    log = MetricLog(out, resume=start > 0)
+    sampler = BatchSampler(data.train_images, half, rank=dist.rank, world=dist.world, seed=args.seed + start)
+    log = MetricLog(out, resume=start > 0, enabled=dist.main)
+    if dist.enabled and dist.main:
+        print(batch_line(dist, 2 * sampler.batch_size))
     sums, n_sum, t0, result = torch.zeros(3, device=device), 0, time.time(), {}
     g_hash = state_hash(gen)
     show = to_model_range(data.heldout_images[:32])
     encoder.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="encoder", unit="step", disable=args.smoke)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="encoder", unit="step",
+               disable=args.smoke or not dist.main)
     budget_s = 60 * args.max_minutes if args.max_minutes else None
     for step in bar:
         progress = step / steps
-        if budget_s is not None:
-            progress = max(progress, (time.time() - t0) / budget_s)
+        if budget_s is not None:  # rank 0's clock on every rank: one learning rate, one last step
+            progress = max(progress, dist.agree(time.time() - t0) / budget_s)
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in opt.param_groups:
             group["lr"] = lr
@@ -127,9 +127,9 @@ def train(args: argparse.Namespace) -> dict:
         sums += torch.stack([loss.detach(), latent.detach(), img[half:].detach().mean()])
         n_sum += 1
         done = step + 1
-        out_of_time = budget_s is not None and time.time() - t0 >= budget_s
+        out_of_time = budget_s is not None and dist.agree(time.time() - t0) >= budget_s
         if done % args.log_every == 0 or done == steps or out_of_time:
-            l_all, l_lat, l_real = (sums / n_sum).tolist()
+            l_all, l_lat, l_real = (dist.mean_(sums) / n_sum).tolist()
             if not math.isfinite(l_all):
                 raise SystemExit(f"training diverged at step {done} (loss is NaN/inf); lower --lr")
             record = {"loss": round(l_all, 5), "latent": round(l_lat, 5), "real_image": round(l_real, 5)}
@@ -138,7 +138,7 @@ def train(args: argparse.Namespace) -> dict:
             bar.set_postfix(loss=f"{l_all:.4f}", latent=f"{l_lat:.3f}")
             sums.zero_()
             n_sum = 0
-        if done % args.sample_every == 0 or done == steps or out_of_time:
+        if (done % args.sample_every == 0 or done == steps or out_of_time) and dist.main:
             value = heldout_psnr(encoder, gen, data.heldout_images)
             result = {"heldout_psnr_db": round(value, 2)}
             log.write(done, **result)
@@ -153,11 +153,15 @@ def train(args: argparse.Namespace) -> dict:
             save_checkpoint(path, "encoder", encoder, attributes=data.attribute_names, train=summary,
                             extra={"resume": {"step": done, "opt": opt.state_dict()}})
         if out_of_time:
-            tqdm.write(f"time budget of {args.max_minutes:g} min used up at step {done}")
+            if dist.main:
+                tqdm.write(f"time budget of {args.max_minutes:g} min used up at step {done}")
             break
-    print(f"done: held-out PSNR {result.get('heldout_psnr_db', float('nan')):.2f} dB "
-          f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
-    return {"steps": steps, "history": history, "checkpoint": str(path), **result}
+    dist.finish()
+    if dist.main:
+        print(f"done: held-out PSNR {result.get('heldout_psnr_db', float('nan')):.2f} dB "
+              f"in {elapsed_before + time.time() - t0:.0f} s; checkpoint {path}")
+    return {"steps": steps, "history": history, "checkpoint": str(path), "rank": dist.rank,
+            "weights": {"encoder": param_hash(encoder)}, **result}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,8 +1,9 @@
-"""Train the DCGAN-style generator on CelebA 64×64.
+"""Train the DCGAN-style generator on CelebA 64×64 (or 128×128 with --image-size 128).
 
     python -m training.train_gan --data ../shared/data/celeba --out runs/gan
     python -m training.train_gan --data ... --preset plain          # the classic seed recipe
     python -m training.train_gan --data ... --loss wgan-gp          # Wasserstein + gradient penalty
+    torchrun --nproc_per_node 8 -m training.train_gan --data ...    # DDP: --batch-size is per rank
 
 Losses: `bce` (non-saturating, the DCGAN recipe), `hinge`, `wgan-gp` (critic, λ=10, n_critic=5).
 The defaults are the shipped recipe, chosen by FD_cls on the held-out faces: DCGAN D with
@@ -16,21 +17,24 @@ run/discriminator.pt, both resumable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import math
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from core.checkpoint import load_checkpoint, save_checkpoint
+from core.data import to_model_range
 from core.device import autocast
 from core.metrics import fd_cls
 from core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from training.common import (BatchSampler, MetricLog, balance_weights, base_parser, parse_balance, resume_failed,
-                             resume_state, save_grid, setup, total_steps, train_summary)
+from training.common import (BatchSampler, Dist, MetricLog, balance_weights, base_parser, batch_line, param_hash,
+                             parse_balance, resume_failed, resume_state, save_grid, setup, total_steps, train_summary)
 from training.diffaug import diff_augment, parse_policy
 
 PRESETS = {
@@ -178,13 +182,18 @@ def generate(gen: Generator, n: int, z_dim: int, device: torch.device, seed: int
 
 
 class GanTrainer:
-    """G, D, optional EMA copy and optimisers, with one `step` shared by training and the benchmark."""
+    """G, D, optional EMA copy and optimisers, with one `step` shared by training and the benchmark.
 
-    def __init__(self, args: argparse.Namespace, device: torch.device):
-        self.args, self.device = args, device
+    Under torchrun G and D run as DistributedDataParallel (`g_fn`, `d_fn`); `gen`, `disc` are the
+    plain modules every rank keeps identical, which the penalties, the EMA and checkpoints use.
+    """
+
+    def __init__(self, args: argparse.Namespace, device: torch.device, dist: Dist | None = None):
+        self.args, self.device, self.dist = args, device, dist or Dist(device=device)
         self.policy = parse_policy(args.diffaug)
-        self.gen = Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample))
-        self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm))
+        self.gen = Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
+                                             image_size=args.image_size))
+        self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size))
         if args.init == "dcgan":
             self.gen.apply(dcgan_init)
             self.disc.apply(dcgan_init)
@@ -193,8 +202,9 @@ class GanTrainer:
         self.gen_ema = copy.deepcopy(self.gen).eval().requires_grad_(False) if args.ema > 0 else None
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=args.lr_g, betas=(args.beta1, args.beta2))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=args.lr_d, betas=(args.beta1, args.beta2))
-        self.g_fn, self.d_fn = ((torch.compile(self.gen), torch.compile(self.disc)) if args.compile
-                                else (self.gen, self.disc))
+        self.g_ddp, self.d_ddp = self.dist.wrap(self.gen), self.dist.wrap(self.disc)
+        self.g_fn, self.d_fn = ((torch.compile(self.g_ddp), torch.compile(self.d_ddp)) if args.compile
+                                else (self.g_ddp, self.d_ddp))
         self.r1_every = 4
 
     @property
@@ -226,7 +236,9 @@ class GanTrainer:
             self.opt_d.step()
         disc.requires_grad_(False)
         z = torch.randn(batch, args.z_dim, device=device)
-        with autocast(device):
+        # D is frozen here: under DDP its forward must not wait for gradients that never come
+        frozen_d = self.d_ddp.no_sync() if self.dist.enabled else contextlib.nullcontext()
+        with autocast(device), frozen_d:
             g_loss = g_adversarial(args.loss, self.d_fn(diff_augment(self.g_fn(z), policy)).float())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -236,33 +248,56 @@ class GanTrainer:
         return torch.stack([d_loss.detach(), g_loss.detach(), d_real.mean().detach(), d_fake.mean().detach()])
 
 
+def read_resume(g_path: Path, d_path: Path) -> dict | None:
+    """What a run folder holds to continue from (read by rank 0 alone; None = nothing to resume)."""
+    if not g_path.exists():
+        return None
+    g_ck, d_ck = load_checkpoint(g_path, "generator"), load_checkpoint(d_path, "discriminator")
+    resume, d_resume = resume_state(g_ck), resume_state(d_ck)
+    return {"resume": resume, "d_resume": d_resume, "ema": g_ck.model.state_dict(), "disc": d_ck.model.state_dict(),
+            "time_s": float(g_ck.train.get("time_s", 0.0)), "history": list(g_ck.train.get("history", []))}
+
+
+def fd_input(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Images at the classifier's resolution (a 64-px classifier can grade a 128-px G)."""
+    size = classifier.config.image_size
+    if images.shape[-1] == size:
+        return images
+    x = to_model_range(images) if images.dtype == torch.uint8 else images.float()
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
 def train(args: argparse.Namespace) -> dict:
     device, data, out = setup(args)
-    steps = total_steps(args, len(data.train_images), default_epochs=60)
-    trainer = GanTrainer(args, device)
+    dist = data.dist
+    steps = total_steps(args, len(data.train_images), default_epochs=60, world=dist.world)
+    trainer = GanTrainer(args, device, dist)
     gen, disc, gen_ema = trainer.gen, trainer.disc, trainer.gen_ema
 
     start, elapsed_before, history = 0, 0.0, []
     g_path, d_path = out / "generator.pt", out / "discriminator.pt"
-    if args.resume and g_path.exists():
-        g_ck, d_ck = load_checkpoint(g_path, "generator"), load_checkpoint(d_path, "discriminator")
-        resume, d_resume = resume_state(g_ck), resume_state(d_ck)
+    state = dist.from_main(lambda: read_resume(g_path, d_path)) if args.resume else None
+    if state is not None:
+        resume = state["resume"]
         try:
             gen.load_state_dict(resume["generator_raw"])
             if gen_ema is not None:
-                gen_ema.load_state_dict(g_ck.model.state_dict())
-            disc.load_state_dict(d_ck.model.state_dict())
+                gen_ema.load_state_dict(state["ema"])
+            disc.load_state_dict(state["disc"])
             trainer.opt_g.load_state_dict(resume["opt_g"])
-            trainer.opt_d.load_state_dict(d_resume["opt_d"])
+            trainer.opt_d.load_state_dict(state["d_resume"]["opt_d"])
             start = int(resume["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise resume_failed(g_path, exc) from None
-        elapsed_before = float(g_ck.train.get("time_s", 0.0))
-        history = list(g_ck.train.get("history", []))
-        torch.manual_seed(args.seed + start)
-        print(f"resumed at step {start}/{steps}")
+        elapsed_before, history = state["time_s"], state["history"]
+        dist.reseed(args.seed + start)
+        if dist.main:
+            print(f"resumed at step {start}/{steps}")
+    elif dist.enabled:
+        dist.reseed(args.seed)  # same init on every rank (above), its own noise from here on
 
-    classifier = load_checkpoint(args.classifier, "classifier", device).model if args.classifier else None
+    classifier = (load_checkpoint(args.classifier, "classifier", device).model
+                  if args.classifier and dist.main else None)
     real_eval = data.heldout_images[:args.fd_samples]
     fixed_z = torch.randn(64, args.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     try:
@@ -270,11 +305,14 @@ def train(args: argparse.Namespace) -> dict:
         weights = balance_weights(data.train_labels, data.attribute_names, attrs) if attrs else None
     except ValueError as e:
         raise SystemExit(f"--balance: {e}") from None
-    sampler = BatchSampler(data.train_images, args.batch_size, weights=weights)
-    log = MetricLog(out, resume=start > 0)
+    sampler = BatchSampler(data.train_images, args.batch_size, weights=weights, rank=dist.rank, world=dist.world,
+                           seed=args.seed + start)
+    log = MetricLog(out, resume=start > 0, enabled=dist.main)
     sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake: summed on device
     n_sum, t0, last = 0, time.time(), {}
     batch = sampler.batch_size
+    if dist.enabled and dist.main:
+        print(batch_line(dist, batch))
 
     def snapshot(step: int) -> Generator:
         model = trainer.shipped
@@ -296,13 +334,14 @@ def train(args: argparse.Namespace) -> dict:
 
     gen.train()
     disc.train()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="gan", unit="step", disable=args.smoke)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="gan", unit="step",
+               disable=args.smoke or not dist.main)
     for step in bar:
         sums += trainer.step(step, sampler)
         n_sum += 1
         done = step + 1
         if done % args.log_every == 0 or done == steps:
-            d_l, g_l, d_r, d_f = (sums / n_sum).tolist()  # the only host sync: once per log interval
+            d_l, g_l, d_r, d_f = (dist.mean_(sums) / n_sum).tolist()  # the only host sync: once per log interval
             if not all(math.isfinite(v) for v in (d_l, g_l)):
                 raise SystemExit(f"training diverged at step {done} (loss is NaN/inf); lower the learning rates")
             last = {"d_loss": round(d_l, 4), "g_loss": round(g_l, 4), "d_real": round(d_r, 4), "d_fake": round(d_f, 4)}
@@ -311,19 +350,24 @@ def train(args: argparse.Namespace) -> dict:
             bar.set_postfix(last)
             sums.zero_()
             n_sum = 0
-        if done % args.sample_every == 0 or done == steps:
+        if (done % args.sample_every == 0 or done == steps) and dist.main:
             model = snapshot(done)
             if classifier is not None:
-                fd = fd_cls(classifier, generate(model, len(real_eval), args.z_dim, device, seed=7), real_eval)
+                fake = generate(model, len(real_eval), args.z_dim, device, seed=7)
+                fd = fd_cls(classifier, fd_input(classifier, fake), fd_input(classifier, real_eval))
                 last["fd_cls"] = round(fd, 2)
                 log.write(done, fd_cls=last["fd_cls"])
                 tqdm.write(f"step {done}: FD_cls {fd:.2f}")
             save(done, {"metrics": last})
             gen.train()
     elapsed = time.time() - t0
-    print(f"done: {steps} steps, {(steps - start) * batch * args.n_critic / max(elapsed, 1e-9):.0f} real img/s, "
-          f"{elapsed_before + elapsed:.0f} s in all; checkpoint {g_path}")
-    return {"steps": steps, "history": history, "checkpoint": str(g_path), **last}
+    dist.finish()
+    if dist.main:
+        print(f"done: {steps} steps, {(steps - start) * batch * dist.world * args.n_critic / max(elapsed, 1e-9):.0f}"
+              f" real img/s, {elapsed_before + elapsed:.0f} s in all; checkpoint {g_path}")
+    return {"steps": steps, "history": history, "checkpoint": str(g_path), "rank": dist.rank,
+            "weights": {"generator": param_hash(gen), "discriminator": param_hash(disc),
+                        **({"generator_ema": param_hash(gen_ema)} if gen_ema is not None else {})}, **last}
 
 
 def main(argv: list[str] | None = None) -> dict:
