@@ -113,7 +113,11 @@ CHILD = textwrap.dedent("""
             return
         flow = w.findChild(SessionFlow)
         if flow.is_saved() and not os.path.exists(truth):
-            torch.save(record(w), truth + ".part")
+            facts = record(w)
+            w.steer_config = SteerConfig(steps=10_000, until=None)
+            task = w.steer("Smiling", 1)  # mid-edit: a long steering run is going when the kill comes
+            facts["steering"] = task is not None and not task.done
+            torch.save(facts, truth + ".part")
             os.replace(truth + ".part", truth)
             print("READY", flush=True)  # now the test kills this process (SIGKILL: nothing runs after)
 
@@ -145,6 +149,7 @@ def test_killed_mid_edit_then_restarted_restores_the_same_z_history_and_snapshot
     assert child.returncode == -signal.SIGKILL
     expected = torch.load(truth, weights_only=True)
     assert len(expected["snapshots"]) == 2 and expected["index"] < len(expected["states"]) - 1  # a redo branch
+    assert expected["steering"]  # killed while a steering run was changing the face
     assert read_meta(data / "autosave-0.lsteer")["clean"] is False
 
     offers = []
@@ -179,6 +184,11 @@ def test_save_then_open_session_in_the_window(make_window, qtbot, tmp_path):
     settle(w, qtbot)
     assert_same(truth, w)
     assert not flow.unsaved() and flow.path == path
+    assert "another generator" not in w.message()
+    session = load_session(path)
+    session.models.generator_hash = "0" * 16
+    assert flow.open(save_session(session, tmp_path / "old-models.lsteer"))
+    assert "another generator" in w.message()
     # the File menu has both actions
     names = [a.text() for a in w.menuBar().actions()[0].menu().actions()]
     assert "Save &session…" in names and "Open s&ession…" in names

@@ -287,6 +287,7 @@ class SessionFlow(QObject):
             apply_session(self.window, session)
             self._clean_work = None  # restored work is not saved to a file yet
             self.window.status_text.setText("Restored the autosaved editing session")
+            self._note_other_models(session)
         elif len(session.snapshots):
             set_snapshots(self.window, session.snapshots)
             self._clean_work = work_fingerprint(window_session(self.window))
@@ -369,6 +370,7 @@ class SessionFlow(QObject):
             self.window.show_message(f"{exc}. Nothing was changed.")
             return False
         apply_session(self.window, session)
+        self._note_other_models(session)
         self.path = Path(path)
         self._clean_work = work_fingerprint(window_session(self.window))
         self.window.status_text.setText(f"Opened the session {Path(path).name}")
@@ -379,6 +381,12 @@ class SessionFlow(QObject):
             return False
         path = self._ask_path(saving=False)
         return self.open(path) if path else False
+
+    def _note_other_models(self, session: Session) -> None:
+        made_with = session.models.generator_hash
+        if made_with is not None and made_with != self.window.engine.generator_hash:
+            self.window.show_message("This session was made with another generator, so its faces look different "
+                                     "here (and a photo's face needs the photo opened again).", "info")
 
     def _may_replace(self) -> bool:
         """Ask about unsaved work; False when the user cancels (or cancels the save)."""
