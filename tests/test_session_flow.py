@@ -215,6 +215,14 @@ def test_autosave_follows_changes_once_they_settle(make_window, qtbot, tmp_path)
     assert read_meta(flow.autosave_path)["clean"] is False
     assert saved.current.seed == 7 and torch.equal(saved.current.z, w.state.z)
     assert len(saved.history) == len(w.history)
+    w.add_pin()  # pins and snapshots are changes too
+    w.take_snapshot()
+    qtbot.waitUntil(flow.is_saved, timeout=10_000)
+    saved = load_session(flow.autosave_path)
+    assert len(saved.keyframes) == 1 and len(saved.snapshots) == 1
+    w.remove_snapshot(0)
+    qtbot.waitUntil(flow.is_saved, timeout=10_000)
+    assert len(load_session(flow.autosave_path).snapshots) == 0
 
 
 def test_snapshots_survive_a_normal_restart(make_window, qtbot, tmp_path):
