@@ -320,3 +320,13 @@ def test_a_photo_face_comes_back_with_its_own_generator(make_window, qtbot, tmp_
     assert w.state.generator is not None and w.state.generator.key == delta.key
     assert torch.equal(w.frame.image, shown) and torch.equal(w.frame.z, z)
     assert torch.equal(w.snapshots[0].image, shown) and w.snapshots[0].state.generator is w.state.generator
+
+
+@pytest.mark.parametrize("button, answer", [("Save", "save"), ("Discard", "discard"), ("Cancel", "cancel")])
+def test_the_close_question_maps_its_buttons(qapp, monkeypatch, button, answer):
+    from PySide6.QtWidgets import QMessageBox
+
+    from ui.session_flow import ask_save_changes
+
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: getattr(QMessageBox.StandardButton, button).value)
+    assert ask_save_changes(None) == answer
