@@ -161,9 +161,9 @@ def _soften_padding(out: np.ndarray, inside: np.ndarray) -> np.ndarray:
     big = out.shape[0]
     dist = cv2.distanceTransform((inside == 0).astype(np.uint8), cv2.DIST_L2, 3)
     blur_w = np.clip(dist / (0.03 * big), 0, 1)[..., None]
-    fade_w = 0.9 * np.clip(dist / (0.35 * big), 0, 1)[..., None]
+    fade_w = np.clip(dist / (0.15 * big), 0, 1)[..., None]  # flat beyond ~10 px of the 64-px crop
     img = out.astype(np.float32)
-    blurred = cv2.GaussianBlur(img, (0, 0), 0.04 * big)
+    blurred = cv2.GaussianBlur(img, (0, 0), 0.05 * big)
     img += (blurred - img) * blur_w
     median = np.median(out[inside > 0].reshape(-1, 3), axis=0) if (inside > 0).any() else img.reshape(-1, 3).mean(0)
     img += (median - img) * fade_w

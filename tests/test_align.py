@@ -153,3 +153,14 @@ def test_dlib_alignment_on_real_celeba_faces_recovers_rotation():
         matches.append(_psnr_uint8(plain.image.permute(1, 2, 0).numpy(), preprocess(img).permute(1, 2, 0).numpy()))
     assert np.abs(angles).max() < 4, angles
     assert np.mean(matches) > 18, matches
+
+
+@pytest.mark.skipif(not align.available(), reason="dlib or face-recognition-models is not installed")
+def test_template_remeasured_on_training_images_agrees():
+    """`measure_template` on 40 training images lands within a pixel of the stored constants."""
+    from conftest import shared_data
+
+    root = shared_data("celeba") / "img_align_celeba"
+    median, sd, found = align.measure_template(root, ids=range(100, 8001, 200))
+    assert found >= 35
+    assert np.abs(median - TEMPLATE_64).max() < 1.0, median
