@@ -1,12 +1,12 @@
 """Two CPU ranks (gloo on 127.0.0.1) run each training script's --smoke as DDP: one set of
 weights on every rank, files from rank 0 alone, resume through rank 0, the effective batch recorded.
+And the 128-px option, end to end in one process.
 """
 from __future__ import annotations
 
 import json
 import os
 import socket
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,36 +20,45 @@ from training.common import BatchSampler, param_hash
 WORLD = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """n distinct ports on 127.0.0.1 that were free a moment ago."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
-def _worker(rank: int, port: int, data: str, root: str) -> None:
-    """One rank: its own working folder (relative --out), so a file written by rank 1 would show."""
+def _worker(rank: int, ports: list[int], data: str, root: str) -> None:
+    """One rank, set up as torchrun sets one up (environment variables), in its own working folder
+    (relative --out), so that a file written by rank 1 would show."""
     from training import train_classifier, train_encoder, train_gan
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+                      GLOO_SOCKET_IFNAME="lo")
     torch.set_num_threads(1)
     here = Path(root) / f"rank{rank}"
     here.mkdir()
     os.chdir(here)
-    # one group for all four runs (the scripts join it): no second rendezvous on the same port
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=WORLD, timeout=timedelta(seconds=120))
     common = ["--data", data, "--smoke", "--device", "cpu", "--cache-dir", str(Path(root) / "cache")]
     rank0 = Path(root) / "rank0"
     g_path, c_path = str(rank0 / "gan" / "generator.pt"), str(rank0 / "cls" / "classifier.pt")
-    runs = {
+    jobs = {
         # --ema 0: recalibrating the EMA copy's BatchNorm would be most of a smoke run's time
-        "gan": train_gan.main([*common, "--out", "gan", "--steps", "3", "--ema", "0"]),
-        "cls": train_classifier.main([*common, "--out", "cls", "--steps", "4", "--log-every", "2"]),
-        "enc": train_encoder.main([*common, "--out", "enc", "--steps", "2", "--generator", g_path, "--classifier", c_path]),
+        "gan": (train_gan.main, ["--out", "gan", "--steps", "3", "--ema", "0"]),
+        "cls": (train_classifier.main, ["--out", "cls", "--steps", "4", "--log-every", "2"]),
+        "enc": (train_encoder.main, ["--out", "enc", "--steps", "2", "--generator", g_path, "--classifier", c_path]),
         # rank 1's folder has no gan/ to resume from: its state comes from rank 0
-        "gan_resumed": train_gan.main([*common, "--out", "gan", "--steps", "5", "--ema", "0", "--resume"]),
+        "gan_resumed": (train_gan.main, ["--out", "gan", "--steps", "5", "--ema", "0", "--resume"]),
     }
-    torch.distributed.destroy_process_group()
+    runs = {}
+    for (name, (main, argv)), port in zip(jobs.items(), ports):
+        os.environ["MASTER_PORT"] = str(port)  # each script starts and ends its own group, as under torchrun
+        runs[name] = main([*common, *argv])
+        assert not torch.distributed.is_initialized()
     keep = {name: {k: r[k] for k in ("rank", "steps", "weights", "history")} for name, r in runs.items()}
     (Path(root) / f"result{rank}.json").write_text(json.dumps(keep))
 
@@ -58,7 +67,7 @@ def _worker(rank: int, port: int, data: str, root: str) -> None:
 def two_ranks(tmp_path_factory) -> tuple[Path, list[dict]]:
     root = tmp_path_factory.mktemp("ddp")
     data = write_celeba(root / "celeba", n=60)
-    mp.spawn(_worker, args=(_free_port(), str(data), str(root)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(_free_ports(4), str(data), str(root)), nprocs=WORLD, join=True)
     return root, [json.loads((root / f"result{r}.json").read_text()) for r in range(WORLD)]
 
 
@@ -103,3 +112,23 @@ def test_ranks_draw_disjoint_parts_of_one_shared_pass():
         sampler = BatchSampler(images, 5, labels=labels, flip=False, rank=rank, world=WORLD, seed=7)
         seen.append([int(v) for _ in range(2) for v in sampler.next()[1].flatten()])
     assert set(seen[0]).isdisjoint(seen[1]) and sorted(seen[0] + seen[1]) == list(range(20))
+
+
+def test_128_px_runs_end_to_end(tmp_path):
+    from training import train_classifier, train_encoder, train_gan
+
+    data = write_celeba(tmp_path / "celeba", n=30)
+    common = ["--data", str(data), "--smoke", "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "--steps", "1"]
+    cls = train_classifier.main([*common, "--out", str(tmp_path / "cls"), "--image-size", "128"])
+    cls64 = train_classifier.main([*common, "--out", str(tmp_path / "cls64")])
+    gan = train_gan.main([*common, "--out", str(tmp_path / "gan"), "--image-size", "128", "--ema", "0",
+                          "--classifier", cls64["checkpoint"]])  # FD_cls on faces downsampled to 64 px
+    assert "fd_cls" in gan
+    gen = load_checkpoint(gan["checkpoint"], "generator")
+    assert gen.image_size == 128 and gen.model(torch.randn(2, gen.model.z_dim)).shape == (2, 3, 128, 128)
+    enc = train_encoder.main([*common, "--out", str(tmp_path / "enc"), "--generator", gan["checkpoint"],
+                              "--classifier", cls["checkpoint"]])  # no --image-size: G's is taken
+    assert load_checkpoint(enc["checkpoint"], "encoder").model(torch.randn(1, 3, 128, 128)).shape == (1, gen.model.z_dim)
+    with pytest.raises(SystemExit, match="64 px, but the generator makes 128 px"):
+        train_encoder.main([*common, "--out", str(tmp_path / "enc64"), "--generator", gan["checkpoint"],
+                            "--classifier", cls64["checkpoint"]])
