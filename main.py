@@ -213,7 +213,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_steer(args: argparse.Namespace) -> int:
     from core.export import save_gif, save_png
-    from core.steering import SteerConfig
+    from core.policy import CLI_STEER
     from core.worker import run_inline
 
     targets = {**{a: 1.0 for a in args.more}, **{a: -1.0 for a in args.less}}
@@ -223,8 +223,8 @@ def cmd_steer(args: argparse.Namespace) -> int:
     if both:
         raise ValueError(f"--more and --less both name {', '.join(both)}: say which way to steer it")
     _check_out(args.out, ".gif", ".png")
-    config = SteerConfig(steps=args.steps).override(step_size=args.step_size, preserve_weight=args.lam,
-                                                    until=args.until)
+    config = CLI_STEER.override(steps=args.steps, step_size=args.step_size, preserve_weight=args.lam,
+                                until=args.until)
     if args.until == 0:
         config.until = None  # 0: always run every step
     from core.history import EditState

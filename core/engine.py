@@ -22,6 +22,7 @@ from core.device import describe, resolve_device
 from core.directions import Directions, FitConfig, fit_directions, load_directions, save_directions
 from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
 from core.models import prepare_for_inference
+from core.policy import CURRENT, Policy, held_attributes
 from core.steering import SteerConfig, SteerResult, steer
 from core.tuning import GeneratorDelta, TuneResult, tune_generator
 from core.threads import apply_thread_policy
@@ -97,6 +98,7 @@ class Engine:
         self.generator_hash = state_hash(self.generator)
         self.directions_cache = Path(directions_cache) if directions_cache else default_cache_dir()
         self.directions: Directions | None = self._find_directions()
+        self.policy: Policy = CURRENT
         self._tuned: OrderedDict[str, torch.nn.Module] = OrderedDict()
         self.worker = Worker() if start_worker else None
         self.load_time_s = time.perf_counter() - t0
@@ -202,10 +204,16 @@ class Engine:
 
     def edit_z(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None
                ) -> torch.Tensor:
-        """z + Σ αₖ·dₖ with each direction made orthogonal to the locked attributes' directions."""
+        """z + Σ αₖ·dₖ, each direction orthogonal to the locked and the policy's held attributes."""
         directions = self.require_directions()
-        return directions.edit(z.float(), {self.attribute_index(k): float(a) for k, a in alphas.items()},
-                               self._indices(locked))
+        alphas_idx = {self.attribute_index(k): float(a) for k, a in alphas.items()}
+        held = self.held([k for k, a in alphas_idx.items() if a], self._indices(locked))
+        return directions.edit(z.float(), alphas_idx, held)
+
+    def held(self, targets: list[int], locked: list[int]) -> list[int]:
+        """What an edit of `targets` keeps as constraints: the user's locks and the policy's held set."""
+        vectors = self.directions.vectors if self.directions is not None else None
+        return held_attributes(self.policy, self.attributes, targets, locked, vectors)
 
     def edit_job(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None,
                  delta: GeneratorDelta | None = None) -> Frame:
@@ -220,9 +228,15 @@ class Engine:
         """
         target_idx = {self.attribute_index(k): float(w) for k, w in targets.items()}
         preserve = None if locked is None else self._indices(locked)
+        hold = self.held(list(target_idx), preserve or []) if self.policy.hard_locks else []
+        prior = None
+        if self.directions is not None and (config or SteerConfig()).guide > 0:
+            prior = sum(w * self.directions.conditional(i, hold) for i, w in target_idx.items()
+                        if self.directions.available[i])
+            prior = prior if isinstance(prior, torch.Tensor) else None
         z = z.reshape(-1, self.z_dim)
         frames = self.render(z[:1], delta)
-        job = steer(self.generator_for(delta), self.classifier, z, target_idx, preserve, config)
+        job = steer(self.generator_for(delta), self.classifier, z, target_idx, preserve, config, prior, hold)
 
         def to_progress(s) -> Progress:
             frames.append(Frame(z=s.z[0], image=s.images[0], probs=s.probs[0]))

@@ -1,26 +1,67 @@
 """What the app's controls mean, in one place for the window, the command line and eval-control.
 
-A slider's end, what "more"/"less" steers to, and how locks are held are product decisions that
-were measured (resources/MODELS.md); keeping them here means the evaluation grades exactly what
-a user gets.
+A slider's end, what "more"/"less" steers to, and which attributes every edit holds are product
+decisions measured with the independent yardsticks (resources/MODELS.md); keeping them here
+means the evaluation grades exactly what a user gets.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+
+import torch
 
 from core.steering import SteerConfig
 
 SLIDER_MAX_ALPHA = 3.0  # strength at a slider's end, in z units along a unit direction
-CLI_STEER = SteerConfig()  # `main.py steer` without options
-WINDOW_STEER = SteerConfig(until=0.9)  # the window's − / + buttons
+# Sex and age are most of what makes a face someone: every edit holds them (slider directions are
+# made orthogonal to theirs, steering keeps their logits as constraints) unless the user edits them,
+# or the target cannot be had without them: |cos| of the two directions ≥ INSEPARABLE (on the
+# shipped G: Mustache and Wearing_Lipstick vs Male 0.86 / 0.96, Bald vs Young 0.79).
+HELD_ATTRIBUTES = ("Male", "Young")
+INSEPARABLE = 0.75
 
 
-def window_steer_config(p_now: float, sign: int, locked: bool, base: SteerConfig = WINDOW_STEER) -> SteerConfig:
+@dataclass(frozen=True)
+class Policy:
+    window: SteerConfig  # the window's − / + buttons
+    cli: SteerConfig  # `main.py steer` without options
+    held: tuple[str, ...] = HELD_ATTRIBUTES
+    hard_locks: bool = True  # locks are constraints; False: the soft penalty at full weight (before)
+
+
+# The policy that ships: "more" runs until the steering classifier is confident (p > 0.9), leaning
+# on the attribute's global direction so it follows what many faces share rather than what fools
+# one network, with sex and age held; the CLI does exactly what the window does.
+CURRENT = Policy(window=SteerConfig(until=0.9, guide=1.0), cli=SteerConfig(until=0.9, guide=1.0))
+# What shipped before the independent yardsticks existed (kept to measure against).
+PREVIOUS = Policy(window=SteerConfig(until=0.9), cli=SteerConfig(), held=(), hard_locks=False)
+WINDOW_STEER = CURRENT.window
+CLI_STEER = CURRENT.cli
+
+
+def held_attributes(policy: Policy, names: list[str], targets: list[int], locked: list[int],
+                    vectors: torch.Tensor | None) -> list[int]:
+    """The user's locks plus the policy's held attributes that these targets can be separated from."""
+    held = set(locked) - set(targets)
+    if vectors is None:
+        return sorted(held)
+    unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    for name in policy.held:
+        if name not in names or names.index(name) in targets:
+            continue
+        j = names.index(name)
+        if all(abs(float(unit[t] @ unit[j])) < INSEPARABLE for t in targets):
+            held.add(j)
+    return sorted(held)
+
+
+def window_steer_config(p_now: float, sign: int, locked: bool, base: SteerConfig = WINDOW_STEER,
+                        hard_locks: bool = True) -> SteerConfig:
     """"More" means confidently more: steer until p passes `base.until` (1 − it for "less"); a face
     that is already there gets a short push further instead of a run that stops at once. With
-    locks, the preserved attributes keep full weight for the whole run (λ ≥ 1, no fade, no momentum)."""
+    soft locks (the previous policy) the preserved attributes keep full weight for the whole run."""
     config = replace(base)
-    if locked:
+    if locked and not hard_locks:
         config = replace(config, fade_preservation=False, momentum=0.0,
                          preserve_weight=max(config.preserve_weight, 1.0))
     if config.until is not None and ((p_now > config.until) if sign > 0 else (p_now < 1 - config.until)):

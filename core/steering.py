@@ -19,10 +19,36 @@ from dataclasses import dataclass, replace
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.data import to_uint8
 from core.latent import renormalise
+
+
+# (dx, dy, mirror) of each view; the first is the face itself
+VIEWS = ((0, 0, False), (0, 0, True), (2, 0, False), (-2, 1, True), (1, -2, False), (-1, 2, True), (0, 2, False),
+         (2, -1, True))
+
+
+def view_batch(images: torch.Tensor, k: int) -> torch.Tensor:
+    """(N, 3, H, W) -> (k·N, 3, H, W): the first `k` VIEWS of every image (reflection at the border)."""
+    pad = 2
+    padded = F.pad(images, (pad, pad, pad, pad), mode="reflect") if k > 2 else images
+    h, w = images.shape[-2:]
+    out = []
+    for dx, dy, mirror in VIEWS[:k]:
+        v = padded[..., pad + dy:pad + dy + h, pad + dx:pad + dx + w] if (dx or dy) else images
+        out.append(v.flip(3) if mirror else v)
+    return torch.cat(out)
+
+
+def read_logits(classifier: nn.Module, images: torch.Tensor, views: int = 1) -> torch.Tensor:
+    """The classifier's logits (N, A), averaged over `views` transforms of each image."""
+    if views == 1:
+        return classifier(images).float()
+    n = images.shape[0]
+    return classifier(view_batch(images, views)).float().view(views, n, -1).mean(0)
 
 
 @dataclass
@@ -38,6 +64,9 @@ class SteerConfig:
     momentum: float = 0.7  # heavy-ball averaging of the step directions (0 = plain ascent)
     fade_preservation: bool = True  # λ falls linearly to 0 over the step budget, so a face that needs
     # a large change (e.g. Bald) still gets there, while quick edits keep the full preservation
+    views: int = 1  # the classifier reads each face in this many small transforms (flips, 1–2 px
+    # shifts) and steering follows their mean logit: a change that only fools one view does not count
+    guide: float = 0.0  # weight of the global direction (`prior`) against the local gradient, both unit
 
     def override(self, **values: object) -> "SteerConfig":
         """A copy with the given fields replaced; None means "keep" (unset command-line options)."""
@@ -52,6 +81,10 @@ class SteerConfig:
             raise ValueError(f"preserve_weight must be ≥ 0, got {self.preserve_weight!r}")
         if self.until is not None and not 0 < self.until < 1:
             raise ValueError(f"until must be a probability in (0, 1), got {self.until!r}")
+        if not (math.isfinite(self.guide) and self.guide >= 0):
+            raise ValueError(f"guide must be ≥ 0, got {self.guide!r}")
+        if not (isinstance(self.views, int) and 1 <= self.views <= len(VIEWS)):
+            raise ValueError(f"views must be an integer in [1, {len(VIEWS)}], got {self.views!r}")
 
 
 @dataclass
@@ -84,6 +117,20 @@ def _without_conflict(g_keep: torch.Tensor, g_target: torch.Tensor) -> torch.Ten
     return g_keep - scale * g_target
 
 
+def _hold_locks(step: torch.Tensor, grads: torch.Tensor, drift: torch.Tensor, limit: float) -> torch.Tensor:
+    """A step that leaves the locked logits unchanged to first order and undoes their drift so far.
+
+    `grads` (N, k, d) are the locked logits' gradients, `drift` (N, k) how far each has moved
+    from the start. The step loses its component in their span; then a least-norm move in that
+    span, −Gᵀ(GGᵀ)⁻¹·drift (at most `limit` long), steps the locked logits back.
+    """
+    gram = grads @ grads.transpose(1, 2) + 1e-6 * torch.eye(grads.shape[1], device=grads.device)
+    inside = grads.transpose(1, 2) @ torch.linalg.solve(gram, grads @ step.unsqueeze(2))  # projection onto span
+    back = -(grads.transpose(1, 2) @ torch.linalg.solve(gram, drift.unsqueeze(2))).squeeze(2)
+    back = back * (limit / back.norm(dim=1, keepdim=True).clamp_min(limit))
+    return step - inside.squeeze(2) + back
+
+
 def parse_targets(targets: dict[int, float], num_attributes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """{attribute index: weight} -> dense weight vector (A,) and target mask (A,)."""
     if not targets:
@@ -105,10 +152,16 @@ def steer(
     targets: dict[int, float],
     preserve: list[int] | None = None,
     config: SteerConfig | None = None,
+    prior: torch.Tensor | None = None,
+    hold: list[int] | None = None,
 ) -> Iterator[SteerStep]:
     """Generator job: yields a `SteerStep` per step, returns a `SteerResult`.
 
     `preserve=None` keeps all non-target attributes; pass the user's locked set to keep only those.
+    `prior` (d,): the targets' global latent direction (Σ wᵢ·dᵢ of the fitted directions); with
+    `config.guide` > 0 each step leans towards it, away from what only fools this one classifier.
+    `hold`: attributes kept as constraints — every step has their gradients projected out, and
+    drift they picked up anyway is stepped back.
     """
     config = config or SteerConfig()
     config.validate()
@@ -119,7 +172,7 @@ def steer(
     if not torch.isfinite(z0).all():
         raise ValueError("the starting z contains NaN or infinite values")
     with torch.no_grad():
-        logits0 = classifier(generator(z0)).float()
+        logits0 = read_logits(classifier, generator(z0), config.views)
     num_attr = logits0.shape[1]
     weights, is_target = parse_targets(targets, num_attr)
     weights, is_target = weights.to(device), is_target.to(device)
@@ -133,6 +186,13 @@ def steer(
             keep[j] = True
         keep &= ~is_target
     direction_sign = torch.sign(weights)
+    prior_unit = None
+    if prior is not None and config.guide > 0:
+        prior_unit = (prior / prior.norm().clamp_min(1e-12)).to(device, torch.float32).reshape(1, -1)
+    locks = sorted({j for j in (hold or []) if not bool(is_target[j])})
+    for j in locks:
+        if not 0 <= j < num_attr:
+            raise ValueError(f"attribute index {j} is out of range (0..{num_attr - 1})")
 
     def reached(logits: torch.Tensor) -> torch.Tensor:
         if config.until is None:
@@ -151,7 +211,7 @@ def steer(
         # one forward with grad per step: its logits both report the last move and drive the next
         z_var = z.detach().requires_grad_(True)
         image = generator(z_var)
-        logits_var = classifier(image).float()
+        logits_var = read_logits(classifier, image, config.views)
         if step > 0:
             logits = logits_var.detach()
             active = active & ~reached(logits)
@@ -161,6 +221,7 @@ def steer(
                             images=to_uint8(image).cpu())
         if step == config.steps or not active.any():
             break
+        lock_grads = [torch.autograd.grad(logits_var[:, j].sum(), z_var, retain_graph=True)[0] for j in locks]
         if config.preserve_weight > 0 and keep.any():
             # d score / d logits for the target part and for the preservation part, pulled back to z
             # by two backward passes over one graph (measured faster at batch 1 on a CPU than one
@@ -176,10 +237,16 @@ def steer(
             (grad,) = torch.autograd.grad(logits_var, z_var, weights.expand_as(logits_var))
         grad = torch.nan_to_num(grad)
         heading = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        if prior_unit is not None:
+            heading = heading + config.guide * prior_unit
+            heading = heading / heading.norm(dim=1, keepdim=True).clamp_min(1e-12)
         if config.momentum > 0:  # keep going the way it was going: crosses flat or bumpy stretches
             velocity = config.momentum * velocity + heading
             heading = velocity / velocity.norm(dim=1, keepdim=True).clamp_min(1e-12)
         moved = z + heading * config.step_size
+        if lock_grads:
+            moved = z + _hold_locks(heading * config.step_size, torch.stack(lock_grads, 1),
+                                    logits_var.detach()[:, locks] - logits0[:, locks], config.step_size)
         if config.renormalise:
             moved = renormalise(moved)
         z = torch.where(active.unsqueeze(1), moved, z).detach()

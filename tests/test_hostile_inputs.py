@@ -227,9 +227,15 @@ def test_training_refuses_to_reuse_a_run_folder_without_resume_or_overwrite(cele
     (out / "generator.pt").write_bytes(b"earlier weights")
     with pytest.raises(SystemExit, match="already holds a run .*--resume.*--overwrite"):
         _gan(celeba_dir, out)
+    from core.checkpoint import save_checkpoint
+    from core.models import Classifier, ClassifierConfig, Generator, GeneratorConfig
+
+    g = save_checkpoint(tmp_path / "g.pt", "generator", Generator(GeneratorConfig(z_dim=8, width=4)))
+    c = save_checkpoint(tmp_path / "c.pt", "classifier", Classifier(ClassifierConfig(num_attributes=40, width=4)),
+                        attributes=[f"a{i}" for i in range(40)])
     with pytest.raises(SystemExit, match="already holds a run"):
-        main.main(["train-encoder", "--data", str(celeba_dir), "--out", str(out), "--generator", "g.pt",
-                   "--classifier", "c.pt"])
+        main.main(["train-encoder", "--data", str(celeba_dir), "--out", str(out), "--generator", str(g),
+                   "--classifier", str(c)])
     assert (out / "metrics.jsonl").read_text() == '{"step": 1}\n'
     assert (out / "generator.pt").read_bytes() == b"earlier weights"
     result = _gan(celeba_dir, out, "--overwrite")  # asked for: replaced

@@ -5,7 +5,6 @@ Responsiveness is asserted by what the code controls (which thread runs the mode
 thread handles per job), never by wall-clock times: those belong to `python main.py bench`."""
 from __future__ import annotations
 
-import dataclasses
 import threading
 
 import pytest
@@ -14,6 +13,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from core.policy import window_steer_config
 from core.steering import SteerConfig
 from core.worker import JobState, run_inline
 from ui.attribute_panel import GROUPS, MAX_ALPHA, SLIDER_STEPS
@@ -119,9 +119,9 @@ def test_lock_and_steer_keeps_locked_probabilities(make_window, qtbot):
     idx = [w.engine.attribute_index(n) for n in locked]
     drift = (end.probs[idx] - start.probs[idx]).abs().max().item()
     assert drift < 0.2, drift  # locked attributes stay within tolerance (untrained tiny models: ~0.13)
-    # exactly the engine's steering with the lock toggles as the preserved set
-    direct = run_inline(w.engine.steer_job, start.z, {target: 1.0}, sorted(locked),
-                        dataclasses.replace(w.steer_config, fade_preservation=False, momentum=0.0))
+    # exactly the engine's steering with the lock toggles as the preserved (and held) set, under the policy
+    config = window_steer_config(float(start.probs[t]), +1, True, w.steer_config, w.engine.policy.hard_locks)
+    direct = run_inline(w.engine.steer_job, start.z, {target: 1.0}, sorted(locked), config)
     assert torch.allclose(end.z, direct.frames[-1].z, atol=1e-5)
     # the probability bars show the steered face; the sliders restart from 0 on the new base
     assert panel.probability(target) == pytest.approx(float(end.probs[t]), abs=1e-3)

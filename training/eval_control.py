@@ -4,7 +4,7 @@
 
 For each of eight attributes, generated faces that the *evaluator* reads as lacking it
 (p < 0.5) are edited towards it, the way a user would:
-- `cli`     — `main.py steer --more X` with no options (core.policy.CLI_STEER);
+- `cli`     — `main.py steer --more X` with no options (core.policy, `--policy previous` for the old);
 - `window`  — the window's "+" button (core.policy.window_steer_config);
 - `slider`  — the window's strength slider at its end (z + SLIDER_MAX_ALPHA·d);
 - `plain`   — the seed notebook's recipe, 10 steps of z += ∇logit/10 (a reference);
@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 
 from core.engine import MODELS_DIR, Engine
-from core.policy import CLI_STEER, SLIDER_MAX_ALPHA, WINDOW_STEER, window_steer_config
-from core.steering import SteerConfig, steer
+from core.policy import CURRENT, PREVIOUS, SLIDER_MAX_ALPHA, window_steer_config
+from core.steering import SteerConfig
 from core.worker import run_inline
 from training.yardsticks import Yardsticks, drift
 
@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--attributes", nargs="*", default=ATTRIBUTES)
     p.add_argument("--modes", nargs="*", default=MODES, choices=MODES)
+    p.add_argument("--policy", default="current", choices=["current", "previous"],
+                   help="previous: the steering/slider policy that shipped before the yardsticks (core.policy)")
     p.add_argument("--grids", default=None, help="folder for start | window | slider grids, one per attribute")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
     args = p.parse_args(argv)
@@ -69,15 +71,16 @@ def starting_faces(engine: Engine, sticks: Yardsticks, attr: int, n: int, seed: 
 
 
 def _steer(engine: Engine, z: torch.Tensor, attr: int, locked: list[int] | None, config: SteerConfig) -> torch.Tensor:
-    result = run_inline(steer, engine.generator, engine.classifier, z, {attr: 1.0}, locked, config)
-    return result.trajectory[-1]
+    """The engine's own steering job, as the window and the CLI run it (with the engine's policy)."""
+    return run_inline(engine.steer_job, z, {attr: 1.0}, locked, config).result.trajectory[-1]
 
 
 def window_edit(engine: Engine, z: torch.Tensor, attr: int, locked: list[int]) -> torch.Tensor:
     """The "+" button per face: its config depends on what the classifier reads on it now."""
     p_now = torch.stack([f.probs for f in engine.render(z)])[:, attr]
     out = z.clone()
-    configs = [window_steer_config(float(p), +1, bool(locked), WINDOW_STEER) for p in p_now]
+    policy = engine.policy
+    configs = [window_steer_config(float(p), +1, bool(locked), policy.window, policy.hard_locks) for p in p_now]
     for config in {repr(c): c for c in configs}.values():
         idx = torch.tensor([i for i, c in enumerate(configs) if c == config])
         out[idx] = _steer(engine, z[idx], attr, locked or None, config)
@@ -97,7 +100,7 @@ def plain_edit(engine: Engine, z: torch.Tensor, attr: int, steps: int = 10, rate
 
 def edit(engine: Engine, mode: str, z: torch.Tensor, attr: int, locks: list[int]) -> torch.Tensor:
     if mode == "cli":
-        return _steer(engine, z, attr, None, CLI_STEER)
+        return _steer(engine, z, attr, None, engine.policy.cli)
     if mode == "window":
         return window_edit(engine, z, attr, [])
     if mode == "window_locked":
@@ -129,6 +132,7 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
+    engine.policy = CURRENT if args.policy == "current" else PREVIOUS
     if engine.directions is None and any(m.startswith("slider") for m in args.modes):
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
@@ -155,7 +159,8 @@ def evaluate(args: argparse.Namespace) -> dict:
             save_edit_grid(Path(args.grids) / f"edit_{name}.png", images0[:8], shown)
         print(f"{name}: " + ", ".join(f"{m} {100 * rows[name][m]['success']:.0f} %" for m in args.modes),
               file=sys.stderr)
-    return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes}
+    return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes,
+            "policy": args.policy}
 
 
 def save_edit_grid(path: Path, start: torch.Tensor, shown: dict[str, torch.Tensor]) -> None:
@@ -174,7 +179,7 @@ def _mean(rows: dict, mode: str, key: str, only: list[str] | None = None) -> flo
 
 def markdown(results: dict) -> str:
     rows = results["rows"]
-    out = [f"{results['faces']} faces per attribute, each starting at evaluator p < 0.5 · {results['device']} · "
+    out = [f"policy {results.get('policy', 'current')} · {results['faces']} faces per attribute, each starting at evaluator p < 0.5 · {results['device']} · "
            "success, drift, lock hold by the **evaluator**; identity by **dlib** (< 0.6 = same person); "
            "self-graded = the steering classifier's own reading (not evidence)"]
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731

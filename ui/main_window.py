@@ -609,7 +609,8 @@ class MainWindow(QMainWindow):
     def _steer_config_for(self, name: str, sign: int) -> SteerConfig:
         """The window's "more"/"less" (core.policy), from the face's reading right now."""
         p = float(self.frame.probs[self.engine.attribute_index(name)]) if self.frame is not None else 0.5
-        return window_steer_config(p, sign, bool(self.state is not None and self.state.locked), self.steer_config)
+        locked = bool(self.state is not None and self.state.locked)
+        return window_steer_config(p, sign, locked, self.steer_config, self.engine.policy.hard_locks)
 
     def _on_steer_progress(self, task: Task, label: str, item: Any) -> None:
         if task is not self._face_task or not isinstance(item, Progress) or item.frame is None:
