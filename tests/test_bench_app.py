@@ -39,3 +39,8 @@ def test_slowdown_is_loaded_over_quiet_for_times_and_quiet_over_loaded_for_rates
     assert bench_app.slowdown(quiet, loaded, "edit_ms_p50", False) == pytest.approx(1.5)
     assert bench_app.slowdown(quiet, loaded, "steer_steps_per_s_b1", True) == pytest.approx(2.0)
     assert bench_app.slowdown(quiet, {}, "edit_ms_p50", False) is None
+
+
+def test_numbers_keep_three_significant_figures_and_slow_rates_are_not_zero():
+    assert [bench_app._num(x) for x in (124.4, 16.23, 2.94, 0.414, 0.0071)] == ["124", "16.2", "2.9", "0.41",
+                                                                              "0.0071"]

@@ -137,11 +137,16 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
     return out
 
 
+def _num(x: float) -> str:
+    """Three significant figures at most, never a bare 0 for a slow rate: 124, 16.2, 0.41."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 1 else f"{x:.2g}"
+
+
 def _fmt_row(r: dict) -> str:
-    edit = f"{r['edit_ms_p50']:.1f} / {r['edit_ms_p95']:.1f} ms" if "edit_ms_p50" in r else "no directions"
-    inv = f"{r['invert_s']:.2f} s" if "invert_s" in r else "no encoder"
-    return (f"| {r['device']} | {r['load_s']:.2f} s | {edit} | {r['steer_steps_per_s_b1']:.0f} steps/s | "
-            f"{r['steer_steps_per_s_b16']:.0f} steps/s | {inv} |")
+    edit = f"{_num(r['edit_ms_p50'])} / {_num(r['edit_ms_p95'])} ms" if "edit_ms_p50" in r else "no directions"
+    inv = f"{_num(r['invert_s'])} s" if "invert_s" in r else "no encoder"
+    return (f"| {r['device']} | {r['load_s']:.2f} s | {edit} | {_num(r['steer_steps_per_s_b1'])} steps/s | "
+            f"{_num(r['steer_steps_per_s_b16'])} steps/s | {inv} |")
 
 
 # (label, key, unit, higher is better)
@@ -164,8 +169,7 @@ def side_by_side(quiet: dict, loaded: dict, load: str) -> list[str]:
         if key not in quiet:
             continue
         factor = slowdown(quiet, loaded, key, higher)
-        digits = 2 if unit == "s" else 1 if unit == "ms" else 0
-        lines.append(f"| {label} | {quiet[key]:.{digits}f} {unit} | {loaded[key]:.{digits}f} {unit} | "
+        lines.append(f"| {label} | {_num(quiet[key])} {unit} | {_num(loaded[key])} {unit} | "
                      + (f"{factor:.2f}× |" if factor is not None else "– |"))
     return lines
 
