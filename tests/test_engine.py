@@ -140,12 +140,14 @@ def test_cancel_stops_a_running_steering_job(engine):
 
     handle = engine.submit(engine.steer_job, engine.z_from_seed(2), {"Smiling": 1.0}, None,
                            SteerConfig(steps=5000, until=None), on_progress=on_progress)
-    assert started.wait(10)
+    assert started.wait(30)
     handle.cancel()
+    at_cancel = len(seen)
     with pytest.raises(JobCancelled):
-        handle.result(10)
-    assert len(seen) < 100  # stopped within a step or two, not after 5,000
-    assert engine.submit(engine.random_job, 1).result(10).image.shape == (3, 64, 64)  # worker still alive
+        handle.result(30)
+    # stopped within a step of the cancel (at most the one being reported), however busy the machine
+    assert len(seen) <= at_cancel + 1 < 5000
+    assert engine.submit(engine.random_job, 1).result(30).image.shape == (3, 64, 64)  # worker still alive
 
 
 def test_job_error_is_reported_and_worker_survives(engine):

@@ -100,7 +100,7 @@ def test_gif_dialog_explains_unavailable_sources_and_bad_paths(make_window, qtbo
     assert "two pins" in dialog.sources.reason_unavailable("path")
     (tmp_path / "a-folder.gif").mkdir()
     dialog.path_edit.setText(str(tmp_path / "a-folder.gif"))
-    with qtbot.waitSignal(dialog.failed, timeout=5000) as blocker:
+    with qtbot.waitSignal(dialog.failed, timeout=30_000) as blocker:
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     assert "folder" in blocker.args[0] and dialog.task is None
 
@@ -124,7 +124,7 @@ def test_gif_export_can_be_cancelled(make_window, qtbot, tmp_path):
 def test_save_png_with_ctrl_s_and_copy_image(make_window, qtbot, tmp_path, monkeypatch):
     w = make_window()
     w.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=5000)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=30_000)
     target = tmp_path / "face.png"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
     qtbot.keyClick(w, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)

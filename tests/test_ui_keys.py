@@ -23,7 +23,7 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 def activate(window, qtbot) -> None:
     window.activateWindow()
     window.raise_()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=30_000)
 
 
 def settle(window, qtbot, timeout: int = 30_000) -> None:
@@ -156,7 +156,7 @@ def test_fit_directions_asks_first_with_a_time_estimate_and_esc_declines(make_wi
     assert "200,000 faces" in box.text() and "takes about" in box.text()
     assert w.bridge.idle() and w._fit_task is None  # nothing runs while the question is open
     qtbot.keyClick(box, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: w.fit_confirm is None, timeout=5000)
+    qtbot.waitUntil(lambda: w.fit_confirm is None, timeout=30_000)
     assert w._fit_task is None and w.bridge.idle() and w.action_fit.isEnabled()
     assert "Fitting" not in w.status_text.text() or "not started" in w.status_text.text()
 

@@ -24,7 +24,7 @@ from ui.jobs import face_z
 def activate(window, qtbot) -> None:
     window.activateWindow()
     window.raise_()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=5000)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=30_000)
 
 
 def settle(window, qtbot, timeout: int = 20_000) -> None:
@@ -362,7 +362,7 @@ def test_keyframe_pins_play_the_path(make_window, qtbot):
     assert panel.canvas.pins() == [(0.0, 0.0), (2.0, 1.0)]
     qtbot.mouseClick(panel.play, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.face_view.badge().startswith("Path"), timeout=20_000)
-    qtbot.waitUntil(lambda: w._play_index > 3, timeout=5000)
+    qtbot.waitUntil(lambda: w._play_index > 3, timeout=30_000)
     assert len(w._play_frames) == 24  # 2 pins, looped, 12 frames a segment
     assert torch.equal(w._play_frames[0].z, face_z(w.engine, w.keyframes[0].state))
     qtbot.mouseClick(panel.play, Qt.MouseButton.LeftButton)
