@@ -175,7 +175,8 @@ def test_a_running_fit_stops_on_esc_and_new_faces_wait_without_desyncing_the_see
     QApplication.processEvents()
     assert w.state.seed == seed and w.seed_box.value() == seed and w.frame is face
     assert not w.action_random.isEnabled() and not w.seed_box.isEnabled()
-    press(qtbot, Qt.Key.Key_Escape)  # Esc cancels it
+    press(qtbot, Qt.Key.Key_Escape)  # Esc cancels it, and says so at once
+    assert task.done or w.status_text.text() == "Stopping the fit…"
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
     settle(w, qtbot)
     assert task.state == "cancelled" and w.engine.directions is not None  # the old directions are kept
@@ -194,6 +195,18 @@ def test_a_fit_that_is_confirmed_finishes_and_says_so(make_window, qtbot):
     qtbot.waitUntil(lambda: w._fit_task is not None and w._fit_task.done, timeout=60_000)
     settle(w, qtbot)
     assert w._fit_task.state == "done" and "fitted" in w.status_text.text()
+
+
+def test_the_window_fits_in_batches_small_enough_for_esc_to_land_within_a_second(qtbot, tiny_models, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from core.engine import Engine
+    from ui.main_window import FIT_BATCH, MainWindow
+
+    w = MainWindow(Engine(tiny_models, device="cpu", directions_cache=tmp_path / "d"),
+                   settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    assert w.fit_config.batch_size == FIT_BATCH <= 250 and w.fit_config.samples == FitConfig().samples
 
 
 def test_durations_read_as_words():
