@@ -175,6 +175,9 @@ def test_a_running_fit_stops_on_esc_and_new_faces_wait_without_desyncing_the_see
     QApplication.processEvents()
     assert w.state.seed == seed and w.seed_box.value() == seed and w.frame is face
     assert not w.action_random.isEnabled() and not w.seed_box.isEnabled()
+    row = w.attribute_panel.rows["Smiling"]  # nor slider edits, steering, the canvas, snapshots or undo
+    assert not row.slider.isEnabled() and not row.more.isEnabled() and not w.canvas_panel.pin.isEnabled()
+    assert not w.snapshot_strip.isEnabled() and not w.action_undo.isEnabled()
     press(qtbot, Qt.Key.Key_Escape)  # Esc cancels it, and says so at once
     assert task.done or w.status_text.text() == "Stopping the fit…"
     qtbot.waitUntil(lambda: task.done, timeout=60_000)
@@ -182,6 +185,7 @@ def test_a_running_fit_stops_on_esc_and_new_faces_wait_without_desyncing_the_see
     assert task.state == "cancelled" and w.engine.directions is not None  # the old directions are kept
     assert "cancelled" in w.status_text.text() and "…" not in w.status_text.text()
     assert w.action_random.isEnabled() and w.seed_box.isEnabled() and w.action_fit.isEnabled()
+    assert row.slider.isEnabled() and row.more.isEnabled() and w.canvas_panel.pin.isEnabled()
     press(qtbot, Qt.Key.Key_Space)
     settle(w, qtbot)
     assert w.state.seed != seed and w.seed_box.value() == w.state.seed

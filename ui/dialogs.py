@@ -70,8 +70,8 @@ def fit_confirmation(parent: QWidget, samples: int, seconds: float) -> QMessageB
     box = QMessageBox(QMessageBox.Icon.Question, "Fit latent directions",
                       f"Fitting the attribute directions draws and reads {samples:,} faces. On this computer that "
                       f"takes {format_duration(seconds)}.", QMessageBox.StandardButton.NoButton, parent)
-    box.setInformativeText("New faces, slider edits and steering wait until it is done. Esc or the Cancel button "
-                           "in the status bar stops it.")
+    box.setInformativeText("While it runs the face cannot be changed (new faces, sliders, steering and the canvas "
+                           "wait for it). Esc or the Cancel button in the status bar stops it.")
     box.fit_button = box.addButton("Fit directions", QMessageBox.ButtonRole.AcceptRole)
     cancel = box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(cancel)

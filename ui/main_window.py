@@ -1115,9 +1115,12 @@ class MainWindow(QMainWindow):
         self.action_pin.setEnabled(self.state is not None)
         self.action_play.setEnabled(self.keyframes.can_play)
         self.action_cancel.setEnabled(bool(self.bridge.long_tasks()))
-        fitting = self._fitting()  # a new face would wait minutes behind the fit: none until it is done
+        fitting = self._fitting()  # the one worker is busy for minutes: no edit that would wait behind it
         self.action_random.setEnabled(not fitting)
-        self.seed_box.setEnabled(not fitting)
+        for action in (self.action_undo, self.action_redo, self.action_reset, self.action_play):
+            action.setEnabled(action.isEnabled() and not fitting)  # each was just set from its own state
+        for widget in (self.seed_box, self.attribute_panel, self.canvas_panel, self.snapshot_strip):
+            widget.setEnabled(not fitting)
         title = "Latent Steer"
         if self.state is not None:
             title += f" — {self.state.label}"
