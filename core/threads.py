@@ -1,10 +1,11 @@
 """How many CPU threads torch may use for the engine's model work.
 
 Policy: one fewer than the cores this process may run on, at least 1, so that the GUI thread and
-whatever else runs on the machine keep a core; `LATENT_STEER_THREADS` or an explicit argument
-overrides it. Why: with torch's default (every core), one other CPU-bound process slows edits,
-steering and inversion several times over, while one thread fewer is barely affected by it
-(`python main.py bench --under-load` measures both; resources/MODELS.md has the numbers).
+whatever else runs on the machine keep a core. An explicit argument overrides it, then
+`LATENT_STEER_THREADS`, then a valid `OMP_NUM_THREADS` (the usual way to tell a torch program).
+Why: with torch's default (every core), work collapses as soon as another program wants a core;
+one thread fewer degrades in proportion instead (`python main.py bench --under-load` measures
+it; resources/MODELS.md has the numbers).
 
 torch's intra-op thread count is process-wide (threads started later, the worker included,
 pick it up), so the engine applies it once when it is built.
@@ -27,22 +28,32 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _positive(value: str) -> int | None:
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if n >= 1 else None
+
+
 def policy_threads(threads: int | None = None, cores: int | None = None,
                    env: Mapping[str, str] | None = None) -> int:
-    """The thread count to use: `threads` if given, else `$LATENT_STEER_THREADS`, else cores − 1 (≥ 1)."""
+    """The thread count to use: `threads` if given, else `$LATENT_STEER_THREADS`, else a valid
+    `$OMP_NUM_THREADS`, else cores − 1 (≥ 1)."""
     if threads is not None:
         if int(threads) < 1:
             raise ValueError(f"the thread count must be at least 1, not {threads}")
         return int(threads)
-    value = (os.environ if env is None else env).get(ENV_VAR, "").strip()
+    env = os.environ if env is None else env
+    value = env.get(ENV_VAR, "").strip()
     if value:
-        try:
-            n = int(value)
-        except ValueError:
-            n = 0
-        if n < 1:
+        n = _positive(value)
+        if n is None:
             raise ValueError(f"{ENV_VAR} must be a whole number of at least 1, not {value!r}")
         return n
+    omp = _positive(env.get("OMP_NUM_THREADS", "").strip())  # torch's own convention; ignored if unusable
+    if omp is not None:
+        return omp
     return max(1, (available_cores() if cores is None else int(cores)) - 1)
 
 

@@ -37,6 +37,13 @@ def test_environment_variable_and_argument_override_the_policy():
         policy_threads(0)
 
 
+def test_omp_num_threads_is_honoured_after_our_own_variable():
+    assert policy_threads(cores=16, env={"OMP_NUM_THREADS": "4"}) == 4
+    assert policy_threads(cores=16, env={"OMP_NUM_THREADS": "4", ENV_VAR: "2"}) == 2
+    assert policy_threads(cores=16, env={"OMP_NUM_THREADS": "0"}) == 15  # unusable: the policy decides
+    assert policy_threads(cores=16, env={"OMP_NUM_THREADS": "lots"}) == 15
+
+
 def test_apply_sets_torch_threads(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "2")
     assert apply_thread_policy() == 2 and torch.get_num_threads() == 2

@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--steer-steps", type=int, default=60)
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: the app's policy, cores - 1 or $LATENT_STEER_THREADS)")
+                   help="CPU threads (default: the app's policy: $LATENT_STEER_THREADS, $OMP_NUM_THREADS or cores - 1)")
     p.add_argument("--under-load", action="store_true",
                    help="measure quiet, then beside CPU-bound competitor processes; print both side by side")
     p.add_argument("--load", choices=sorted(COMPETITORS), default="spin", help="what each competitor runs")

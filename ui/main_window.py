@@ -263,8 +263,8 @@ class MainWindow(QMainWindow):
                             tip="Fit the attribute directions of this generator (the sliders need them)")
         self.action_find = a("&Find attribute", None, self.focus_filter, QKeySequence.StandardKey.Find,
                              tip="Type to filter the attributes (Esc or Enter returns to the face)")
-        self.action_shortcuts = a("&Keyboard shortcuts", None, self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
-                                  tip="List every keyboard shortcut")
+        self.action_shortcuts = a("&Keyboard shortcuts", None, self.show_shortcuts,
+                                  QKeySequence.StandardKey.HelpContents, tip="List every keyboard shortcut")
         self.action_cancel = a("&Cancel job", "cancel", self.cancel_jobs, "Esc",
                                tip="Stop the running steering, inversion or export")
 
