@@ -27,7 +27,7 @@ from core.metrics import psnr
 @dataclass
 class TuneConfig:
     steps: int = 50
-    lr: float = 1e-3
+    lr: float = 5e-4  # 1e-3 overshoots in the first steps: lower PSNR and weaker edits (measured)
     w_pixel: float = 1.0
     w_feature: float = 0.5
     w_locality: float = 1.0  # far codes (from the prior): tuned G(z) = G(z)
