@@ -208,7 +208,7 @@ class Engine:
         directions = self.require_directions()
         alphas_idx = {self.attribute_index(k): float(a) for k, a in alphas.items()}
         held = self.held([k for k, a in alphas_idx.items() if a], self._indices(locked))
-        return directions.edit(z.float(), alphas_idx, held)
+        return directions.edit(z.float(), alphas_idx, held, keep_units=self.policy.keep_units)
 
     def held(self, targets: list[int], locked: list[int]) -> list[int]:
         """What an edit of `targets` keeps as constraints: the user's locks and the policy's held set."""

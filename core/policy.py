@@ -27,12 +27,13 @@ class Policy:
     cli: SteerConfig  # `main.py steer` without options
     held: tuple[str, ...] = HELD_ATTRIBUTES
     hard_locks: bool = True  # locks are constraints; False: the soft penalty at full weight (before)
+    keep_units: bool = False  # a held slider direction still crosses the boundary as fast (directions.edit)
 
 
 # The policy that ships: "more" runs until the steering classifier is confident (p > 0.9), leaning
 # on the attribute's global direction so it follows what many faces share rather than what fools
 # one network, with sex and age held; the CLI does exactly what the window does.
-CURRENT = Policy(window=SteerConfig(until=0.9, guide=1.0), cli=SteerConfig(until=0.9, guide=1.0))
+CURRENT = Policy(window=SteerConfig(until=0.9, guide=0.3), cli=SteerConfig(until=0.9, guide=0.3))
 # What shipped before the independent yardsticks existed (kept to measure against).
 PREVIOUS = Policy(window=SteerConfig(until=0.9), cli=SteerConfig(), held=(), hard_locks=False)
 WINDOW_STEER = CURRENT.window

@@ -24,6 +24,7 @@ from torch import nn
 
 from core.data import to_uint8
 from core.latent import renormalise
+from core.losses import maps_distance, normalised_maps
 
 
 # (dx, dy, mirror) of each view; the first is the face itself
@@ -66,6 +67,8 @@ class SteerConfig:
     # a large change (e.g. Bald) still gets there, while quick edits keep the full preservation
     views: int = 1  # the classifier reads each face in this many small transforms (flips, 1–2 px
     # shifts) and steering follows their mean logit: a change that only fools one view does not count
+    identity_weight: float = 0.0  # keep the face: weight of a pull towards the starting face in our
+    # classifier's mid-level feature maps (as inversion's perceptual loss), scaled to the target's pull
     guide: float = 0.0  # weight of the global direction (`prior`) against the local gradient, both unit
 
     def override(self, **values: object) -> "SteerConfig":
@@ -81,6 +84,8 @@ class SteerConfig:
             raise ValueError(f"preserve_weight must be ≥ 0, got {self.preserve_weight!r}")
         if self.until is not None and not 0 < self.until < 1:
             raise ValueError(f"until must be a probability in (0, 1), got {self.until!r}")
+        if not (math.isfinite(self.identity_weight) and self.identity_weight >= 0):
+            raise ValueError(f"identity_weight must be ≥ 0, got {self.identity_weight!r}")
         if not (math.isfinite(self.guide) and self.guide >= 0):
             raise ValueError(f"guide must be ≥ 0, got {self.guide!r}")
         if not (isinstance(self.views, int) and 1 <= self.views <= len(VIEWS)):
@@ -172,7 +177,9 @@ def steer(
     if not torch.isfinite(z0).all():
         raise ValueError("the starting z contains NaN or infinite values")
     with torch.no_grad():
-        logits0 = read_logits(classifier, generator(z0), config.views)
+        image0 = generator(z0)
+        logits0 = read_logits(classifier, image0, config.views)
+        maps0 = normalised_maps(classifier, image0) if config.identity_weight > 0 else None
     num_attr = logits0.shape[1]
     weights, is_target = parse_targets(targets, num_attr)
     weights, is_target = weights.to(device), is_target.to(device)
@@ -222,6 +229,10 @@ def steer(
         if step == config.steps or not active.any():
             break
         lock_grads = [torch.autograd.grad(logits_var[:, j].sum(), z_var, retain_graph=True)[0] for j in locks]
+        g_id = None
+        if maps0 is not None:  # how the face's own features move away from the start
+            (g_id,) = torch.autograd.grad(maps_distance(normalised_maps(classifier, image), maps0).sum(), z_var,
+                                          retain_graph=True)
         if config.preserve_weight > 0 and keep.any():
             # d score / d logits for the target part and for the preservation part, pulled back to z
             # by two backward passes over one graph (measured faster at batch 1 on a CPU than one
@@ -234,7 +245,12 @@ def steer(
             lam = config.preserve_weight * ((1 - step / config.steps) if config.fade_preservation else 1.0)
             grad = g_target + lam * g_keep
         else:
-            (grad,) = torch.autograd.grad(logits_var, z_var, weights.expand_as(logits_var))
+            (g_target,) = torch.autograd.grad(logits_var, z_var, weights.expand_as(logits_var))
+            grad = g_target
+        if g_id is not None:  # towards the starting face, never against the target, as strong as the target
+            back = _without_conflict(-g_id, g_target)
+            grad = grad + config.identity_weight * back * (
+                g_target.norm(dim=1, keepdim=True) / back.norm(dim=1, keepdim=True).clamp_min(1e-12))
         grad = torch.nan_to_num(grad)
         heading = grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
         if prior_unit is not None:
