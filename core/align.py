@@ -170,10 +170,11 @@ def _soften_padding(out: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return img.round().clip(0, 255).astype(np.uint8)
 
 
-# The pasted region in the 64-px frame: an ellipse around the face (brows to chin, cheek to
-# cheek, from the template), feathered, so the photo's own hair and background stay sharp.
-PASTE_CENTRE = (32.0, 40.0)
-PASTE_RADII = (21.0, 26.0)
+# The pasted region in the 64-px frame: an ellipse over the face (brows to chin, cheek to
+# cheek: eyes at y ≈ 33.5, nose base at 44 in TEMPLATE_64), feathered, so the photo's own
+# hair and background keep their full resolution (the result is only 64 px).
+PASTE_CENTRE = (32.0, 42.0)
+PASTE_RADII = (16.0, 19.0)
 
 
 def paste_mask(size: int, feather: float = 0.25) -> np.ndarray:
