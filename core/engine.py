@@ -210,8 +210,10 @@ class Engine:
         held = self.held([k for k, a in alphas_idx.items() if a], self._indices(locked))
         return directions.edit(z.float(), alphas_idx, held, keep_units=self.policy.keep_units)
 
-    def held(self, targets: list[int], locked: list[int]) -> list[int]:
+    def held(self, targets: list[int], locked: list[int], steering: bool = False) -> list[int]:
         """What an edit of `targets` keeps as constraints: the user's locks and the policy's held set."""
+        if steering and not self.policy.steer_held:
+            return sorted(set(locked) - set(targets))
         vectors = self.directions.vectors if self.directions is not None else None
         return held_attributes(self.policy, self.attributes, targets, locked, vectors)
 
@@ -228,7 +230,7 @@ class Engine:
         """
         target_idx = {self.attribute_index(k): float(w) for k, w in targets.items()}
         preserve = None if locked is None else self._indices(locked)
-        hold = self.held(list(target_idx), preserve or []) if self.policy.hard_locks else []
+        hold = self.held(list(target_idx), preserve or [], steering=True) if self.policy.hard_locks else []
         prior = None
         if self.directions is not None and (config or SteerConfig()).guide > 0:
             prior = sum(w * self.directions.conditional(i, hold) for i, w in target_idx.items()

@@ -13,10 +13,10 @@ import torch
 from core.steering import SteerConfig
 
 SLIDER_MAX_ALPHA = 3.0  # strength at a slider's end, in z units along a unit direction
-# Sex and age are most of what makes a face someone: every edit holds them (slider directions are
-# made orthogonal to theirs, steering keeps their logits as constraints) unless the user edits them,
-# or the target cannot be had without them: |cos| of the two directions ≥ INSEPARABLE (on the
-# shipped G: Mustache and Wearing_Lipstick vs Male 0.86 / 0.96, Bald vs Young 0.79).
+# Sex and age are most of what makes a face someone: a slider holds them (its direction is made
+# orthogonal to theirs) unless the user edits them, or the target cannot be had without them: |cos|
+# of the two directions ≥ INSEPARABLE (on the shipped G: Mustache and Wearing_Lipstick vs Male
+# 0.86 / 0.96, Bald vs Young 0.79). Steering keeps the person with its identity term instead.
 HELD_ATTRIBUTES = ("Male", "Young")
 INSEPARABLE = 0.75
 
@@ -25,15 +25,20 @@ INSEPARABLE = 0.75
 class Policy:
     window: SteerConfig  # the window's − / + buttons
     cli: SteerConfig  # `main.py steer` without options
-    held: tuple[str, ...] = HELD_ATTRIBUTES
+    held: tuple[str, ...] = HELD_ATTRIBUTES  # slider directions are made orthogonal to these
+    steer_held: bool = False  # steering also keeps them as constraints (measured: costs success; the
+    # identity term keeps the person better, resources/MODELS.md)
     hard_locks: bool = True  # locks are constraints; False: the soft penalty at full weight (before)
     keep_units: bool = False  # a held slider direction still crosses the boundary as fast (directions.edit)
 
 
-# The policy that ships: "more" runs until the steering classifier is confident (p > 0.9), leaning
-# on the attribute's global direction so it follows what many faces share rather than what fools
-# one network, with sex and age held; the CLI does exactly what the window does.
-CURRENT = Policy(window=SteerConfig(until=0.9, guide=0.3), cli=SteerConfig(until=0.9, guide=0.3))
+# The policy that ships (chosen with eval-control, resources/MODELS.md): "more" runs until the
+# steering classifier is confident (p > 0.9), pulled back towards the starting face in our
+# classifier's features (identity term) and leaning a little on the attribute's global direction,
+# so it follows what many faces share rather than what fools one network; the CLI does exactly
+# what the window does; sliders hold sex and age.
+SHIPPED_STEER = SteerConfig(until=0.9, guide=0.25, identity_weight=1.0)
+CURRENT = Policy(window=SHIPPED_STEER, cli=SHIPPED_STEER)
 # What shipped before the independent yardsticks existed (kept to measure against).
 PREVIOUS = Policy(window=SteerConfig(until=0.9), cli=SteerConfig(), held=(), hard_locks=False)
 WINDOW_STEER = CURRENT.window
