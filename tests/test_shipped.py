@@ -72,7 +72,8 @@ def test_model_card_bars_on_real_data(tmp_path):
 
     data = shared_data("celeba")
     results = evaluate.evaluate(evaluate.parse_args(["--data", str(data), "--device", "cpu",
-                                                     "--cache-dir", str(tmp_path / "cache"), "--coverage-n", "4000"]))
+                                                     "--cache-dir", str(tmp_path / "cache"), "--coverage-n", "4000",
+                                                     "--invert-n", "4", "--photos", ""]))
     assert results["classifier"]["mean_accuracy"] >= 0.90
     assert results["fd_generator"] <= results["fd_baseline"] / 3
     assert results["fd_real_floor"] < results["fd_generator"]
@@ -83,6 +84,12 @@ def test_model_card_bars_on_real_data(tmp_path):
     for name in ("Bald", "Mustache", "Eyeglasses"):
         real, generated = shares[name]
         assert generated >= real / 2, (name, real, generated)
+    # the yardsticks (issue 10): the evaluator's own bar, its FD ordering, and inversion it grades
+    ev = results["evaluator"]
+    assert ev["mean_accuracy"] >= 0.90
+    assert ev["fd_real_floor"] < ev["fd_generator"] < ev["fd_baseline"]
+    inv = results["inversion"]["heldout"]
+    assert inv["n"] == 4 and inv["psnr"] > 20.0 and "photos" not in results["inversion"]
 
 
 def test_models_dir_is_inside_the_repo():
