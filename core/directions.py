@@ -7,12 +7,9 @@ identity covariance: normal μ₊ − μ₋ (the difference of the class means),
 labels along that normal are best separated. By Stein's lemma μ₊ − μ₋ is the expected gradient
 of the *decision*, which lives on the boundary surface, so it points where faces actually cross;
 regressing the logit (the earlier fit) averages the logit's gradient over the bulk of faces far
-from the boundary, and for rare attributes it pointed elsewhere (measured on the first shipped G,
-200 faces each, smallest α ≤ 12 that flips the face: Bald 13.5 → 56 %, Mustache 33.5 → 55 %; see
-resources/MODELS.md). How far a straight line gets also depends on how often G draws the
-attribute at all: after the generator was fine-tuned to draw rare attributes at about their
-real rates (`train_gan --balance`), the same fit reaches Bald on 91.5 % of faces and Mustache on
-96 %. Rare classes need many samples (a bald head is still about one face in 40), hence 200,000;
+from the boundary, and for rare attributes it pointed elsewhere. How far a straight line gets
+also depends on how often G draws the attribute at all (measurements, self-graded and by the
+evaluator: resources/MODELS.md). Rare classes need many samples, hence 200,000;
 an attribute with fewer than `min_class` faces on either side falls back to the logit regression.
 
 Each boundary's validation accuracy and balanced accuracy (the mean of the two class recalls,

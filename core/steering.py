@@ -6,11 +6,11 @@ others). Each step moves z by `step_size` along the normalised ascent direction,
 back on the prior's typical sphere so G never sees an out-of-distribution code. A face stops
 moving once all its targets are reached (`until`), so it is not pushed further than asked.
 
-Three measured refinements over plain ascent (see `python main.py eval-control`): the part of
-the preservation gradient that opposes the target is projected out, λ fades to 0 over the
-step budget, and step directions are averaged with momentum. Without them, preserving 39
-attributes stalls hard edits (Bald reached 0–17 % at λ ≥ 0.1 on an early generator); with
-them, success matches plain ascent while the other attributes drift clearly less.
+Refinements over plain ascent, each measured with `python main.py eval-control` (numbers in
+resources/MODELS.md, graded by the independent evaluator and dlib): the part of the preservation
+gradient that opposes the target is projected out, λ fades to 0 over the step budget, step
+directions are averaged with momentum, an identity term pulls towards the starting face in the
+classifier's feature maps, and `guide` leans on the attribute's global direction.
 """
 from __future__ import annotations
 
