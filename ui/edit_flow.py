@@ -1,0 +1,300 @@
+"""The editing flow of the main window: the face being edited (a `core.history.EditState`
+recipe), new faces, sliders, locks, undo/redo and "more"/"less" steering.
+
+A mixin of `ui.main_window.MainWindow`: it uses the widgets and the bridge the window builds.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from PySide6.QtCore import QSignalBlocker
+
+from core.engine import Frame, Progress, SteerOutcome
+from core.history import EditState, PlanePoint, SeedPoint
+from core.policy import window_steer_config
+from core.readout import describe, identity_distance, identity_words, side_effects
+from core.steering import SteerConfig
+from ui.attribute_panel import MAX_ALPHA, display_name
+from ui.bridge import Task
+from ui.jobs import FaceResult, render_face, steer_face
+
+MAX_SEED = 2**31 - 1
+NO_SEED = -1  # the seed box's value (shown as "—") while the face is not a seed's (a photo, a steered face)
+
+
+class EditFlow:
+    """Face state, edits and steering (mixed into MainWindow)."""
+
+    # =========================================================================== the face state
+    def _apply(self, state: EditState, *, push: bool = True, merge: Any = None, frame: Frame | None = None,
+               recentre: bool = True) -> None:
+        """Make `state` the face being edited: record it, sync the controls, show or render its face."""
+        self.state = state
+        if push:
+            self.history.push(state, merge)
+        self._sync_controls()
+        if frame is not None:
+            if state.z is None:
+                state.z = frame.z
+            self._show_frame(state, frame)
+        else:
+            self.bridge.request("face", render_face, self.engine, state, name="render face",
+                                on_result=self._on_face, on_error=self._on_face_error)
+        if recentre:
+            base = state.base
+            if (isinstance(base, PlanePoint) and self.canvas_map is not None and base.plane is self.canvas_map.plane
+                    and not state.edits):
+                self.canvas_panel.canvas.set_handle(base.u, base.v)
+            else:
+                self._schedule_map()
+        self._update_actions()
+
+    def _sync_controls(self) -> None:
+        state = self.state
+        if state is None:
+            return
+        self.attribute_panel.set_alphas(state.alphas)
+        self.attribute_panel.set_locked(state.locked)
+        seed = state.seed if state.seed is not None else NO_SEED
+        if self.seed_box.value() != seed:
+            with QSignalBlocker(self.seed_box):
+                self.seed_box.setValue(seed)
+        origin = f"seed {state.seed}" if state.seed is not None else state.label if not state.edits else "edited face"
+        parts = [origin] + [f"{display_name(k)} {v:+.1f}" for k, v in state.edits.items()]
+        if state.locked:
+            parts.append(f"{len(state.locked)} locked")
+        self.caption.setText(" · ".join(parts))
+        self.caption.setToolTip(self.caption.text())
+
+    def _on_face(self, result: FaceResult) -> None:
+        state = result.state
+        if state.z is None:
+            state.z = result.frame.z
+        if state is self.state:
+            self._show_frame(state, result.frame)
+        elif self.bridge.has_pending("face") and not self._previewing():
+            self.face_view.set_image(result.frame.image)  # a passing frame while the newest one renders
+
+    def _on_face_error(self, exc: BaseException) -> None:
+        self.show_message(f"This face could not be rendered: {exc}")
+
+    def _show_frame(self, state: EditState, frame: Frame) -> None:
+        self.frame, self.frame_state = frame, state
+        if state is self._start_state:
+            self.start_frame = frame
+        self._display_current()
+        self._update_actions()
+        self._update_readout()
+        if self._reach_check is not None and not self.bridge.has_pending("face"):
+            name, self._reach_check = self._reach_check, None
+            self._hint_if_unreached(name)
+        self.face_shown.emit()
+
+    def _update_readout(self) -> None:
+        """Plain words under the face: the other attributes this edit moved (the readout beside the
+        face) and, from the identity metric on the worker, whether it is still the same person."""
+        start, frame = self.start_frame, self.frame
+        if start is None or frame is None or frame is start or self.frame_state is self._start_state:
+            self.readout.setText("")
+            return
+        edited = set(self.state.edits) | ({self.last_attribute} if self.last_attribute else set())
+        text = describe(side_effects(start.probs, frame.probs, self.engine.attributes, edited), display_name)
+        self.readout.setText(text)
+
+        def show(distance: float | None, shown: Frame = frame) -> None:
+            if shown is self.frame and distance is not None:
+                self.readout.setText(f"{text} {identity_words(distance)}")
+
+        self.bridge.request("identity", identity_distance, start.image, frame.image, name="identity readout",
+                            on_result=show)
+
+    def _previewing(self) -> bool:
+        """Something else owns the face view right now (a live job, the path player)."""
+        return self._playing() or (self._face_task is not None and not self._face_task.done)
+
+    def _display_current(self) -> None:
+        """Show the current face (or the "before" face); a live job or the player keeps the view."""
+        if self._previewing():
+            return
+        if self.action_before.isChecked() and self.start_frame is not None:
+            shown, badge = self.start_frame, "Before"
+        else:
+            shown, badge = self.frame, ""
+        if shown is None:
+            return
+        self.face_view.set_image(shown.image)
+        self.face_view.set_badge(badge)
+        self.attribute_panel.set_probabilities(shown.probs.tolist())
+
+    def is_ready(self) -> bool:
+        """No job running or waiting, and the current state's face is on screen."""
+        return (self.bridge.idle() and not self._map_timer.isActive() and self.state is not None
+                and self.frame_state is self.state)
+
+    def _cancel_face_jobs(self) -> None:
+        """A new edit supersedes a running steering run or photo inversion."""
+        task, self._face_task = self._face_task, None
+        if task is not None and not task.done:
+            task.cancel()
+        self.attribute_panel.set_busy_attribute(None)
+
+    # =========================================================================== edits
+    def new_face(self, seed: int | None = None) -> None:
+        """A random face (a new seed, or `seed`); it becomes the "before" face."""
+        seed = random.randint(0, MAX_SEED) if seed is None else max(0, min(MAX_SEED, int(seed)))
+        self._cancel_face_jobs()
+        self.set_playing(False)
+        locked = self.state.locked if self.state is not None else frozenset()
+        state = EditState(base=SeedPoint(seed), locked=locked, label=f"seed {seed}", seed=seed)
+        self._start_new_face(state)
+        self.photo_box.setVisible(False)
+        self._apply(state)
+
+    def _start_new_face(self, state: EditState) -> None:
+        """`state` starts a new face (a seed, a photo): it becomes the "before" face, and the pins of the
+        previous face go (they were its keyframes)."""
+        self._start_state = state
+        if len(self.keyframes):
+            self.clear_pins()
+
+    def _on_seed(self, seed: int) -> None:
+        if seed == NO_SEED:  # stepped below 0 onto "—": a seed face keeps showing its seed
+            self._sync_controls()
+        elif self.state is None or self.state.seed != seed:
+            self.new_face(seed)
+
+    def _on_alpha(self, name: str, alpha: float) -> None:
+        if self.state is None:
+            return
+        self._cancel_face_jobs()
+        self.set_playing(False)
+        alphas = {k: v for k, v in self.state.alphas.items() if k != name}
+        if alpha:
+            alphas[name] = alpha
+        self.last_attribute = name
+        self._apply(self.state.derive(f"{display_name(name)} {alpha:+.1f}", alphas=alphas), merge=("alpha", name))
+
+    def _on_slider_released(self, name: str) -> None:
+        self.history.seal()
+        self._reach_check = name
+        if self.is_ready():  # the last value is already on screen
+            self._reach_check = None
+            self._hint_if_unreached(name)
+
+    def _hint_if_unreached(self, name: str) -> None:
+        """A slider at its end that still leaves the face on the wrong side of 0.5: point to steering.
+
+        The slider's range reaches rare attributes (Bald, Mustache) for about half the faces (median
+        α ≈ 3, resources/MODELS.md); steering follows the classifier and gets there.
+        """
+        if self.state is None or self.frame is None or self.frame_state is not self.state:
+            return
+        alpha = self.state.edits.get(name, 0.0)
+        if abs(alpha) < MAX_ALPHA - 1e-6:
+            return
+        p = float(self.frame.probs[self.engine.attribute_index(name)])
+        sign = 1 if alpha > 0 else -1
+        if (p >= 0.5) if sign > 0 else (p <= 0.5):
+            return
+        label = display_name(name)
+        word = "more" if sign > 0 else "less"
+        self.show_message(f"The {label} slider is at its end and the face reads {100 * p:.0f} % {label}: a straight "
+                          f"line in z does not reach it for every face. Steering follows the classifier.", "info",
+                          action=(f"Steer {word} {label}", lambda: self.steer(name, sign)))
+
+    def _on_lock(self, name: str, on: bool) -> None:
+        if self.state is None:
+            return
+        locked = set(self.state.locked)
+        (locked.add if on else locked.discard)(name)
+        keep_z = self.state.z if not self.state.edits else None  # without edits, locks do not move the face
+        self._apply(self.state.derive(f"{'lock' if on else 'unlock'} {display_name(name)}",
+                                      locked=frozenset(locked), z=keep_z))
+
+    def reset_strengths(self) -> None:
+        if self.state is None or not self.state.edits:
+            return
+        self._cancel_face_jobs()
+        self._apply(self.state.derive("reset strengths", alphas={}))
+
+    def undo(self) -> None:
+        state = self.history.undo()
+        if state is not None:
+            self._restore(state)
+
+    def redo(self) -> None:
+        state = self.history.redo()
+        if state is not None:
+            self._restore(state)
+
+    def _restore(self, state: EditState) -> None:
+        self._cancel_face_jobs()
+        self.set_playing(False)
+        self._apply(state, push=False)
+
+    # =========================================================================== steering
+    def steer(self, name: str, sign: int) -> Task | None:
+        """Classifier-gradient steering of the current face ("more"/"less"), with live frames."""
+        if self.state is None:
+            return None
+        self._cancel_face_jobs()
+        self.set_playing(False)
+        origin = self.state
+        label = f"{'more' if sign > 0 else 'less'} {display_name(name)}"
+        self.last_attribute = name
+        task = self.bridge.submit(steer_face, self.engine, origin, {name: float(sign)}, origin.locked_list or None,
+                                  self._steer_config_for(name, sign), name=f"steering ({label})", long=True)
+        task.progress.connect(lambda item, t=task: self._on_steer_progress(t, label, item))
+        task.succeeded.connect(lambda out, t=task: self._on_steered(t, origin, name, label, out))
+        task.failed.connect(lambda exc, t=task: self._on_face_task_failed(t, f"Steering ({label}) failed: {exc}"))
+        task.cancelled.connect(lambda t=task: self._on_face_task_cancelled(t, "Steering cancelled"))
+        self._face_task = task
+        self.attribute_panel.set_busy_attribute(name)
+        self.face_view.set_badge(f"{label}…")
+        self.status_text.setText(f"Steering: {label}…")
+        return task
+
+    def _steer_config_for(self, name: str, sign: int) -> SteerConfig:
+        """The window's "more"/"less" (core.policy), from the face's reading right now."""
+        p = float(self.frame.probs[self.engine.attribute_index(name)]) if self.frame is not None else 0.5
+        locked = bool(self.state is not None and self.state.locked)
+        return window_steer_config(p, sign, locked, self.steer_config, self.engine.policy.hard_locks)
+
+    def _on_steer_progress(self, task: Task, label: str, item: Any) -> None:
+        if task is not self._face_task or not isinstance(item, Progress) or item.frame is None:
+            return
+        self.live_frames += 1
+        self.face_view.set_image(item.frame.image)
+        self.face_view.set_badge(f"{label} {item.step}/{item.total}")
+        self.attribute_panel.set_probabilities(item.frame.probs.tolist())
+
+    def _on_steered(self, task: Task, origin: EditState, name: str, label: str, outcome: SteerOutcome) -> None:
+        if task is not self._face_task:
+            return
+        self._face_task = None
+        self.attribute_panel.set_busy_attribute(None)
+        first, final = outcome.frames[0], outcome.frames[-1]
+        self.last_steer, self.last_steer_targets = outcome, [name]
+        index = self.engine.attribute_index(name)
+        state = EditState(base=final.z, locked=origin.locked, label=label, z=final.z)
+        self._apply(state, frame=final)
+        steps = len(outcome.frames) - 1
+        self.status_text.setText(f"{label}: {display_name(name)} {first.probs.tolist()[index]:.2f} → "
+                                 f"{final.probs.tolist()[index]:.2f} in {steps} step{'s' if steps != 1 else ''}")
+
+    def _on_face_task_failed(self, task: Task, text: str) -> None:
+        if task is not self._face_task:
+            return
+        self._face_task = None
+        self.attribute_panel.set_busy_attribute(None)
+        self._display_current()
+        self.show_message(text)
+
+    def _on_face_task_cancelled(self, task: Task, text: str) -> None:
+        if task is self._face_task:
+            self._face_task = None
+        self.attribute_panel.set_busy_attribute(None)
+        if not self._previewing():
+            self._display_current()
+        self.status_text.setText(text)
