@@ -30,7 +30,8 @@ from typing import IO, Any
 import torch
 
 from core.export import _atomic_write
-from core.history import EditState, History, Keyframes, LatentPlane, PlanePoint, SeedPoint, Snapshots
+from core.canvas import LatentPlane
+from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
 from core.tuning import GeneratorDelta
 
 Tensor = torch.Tensor

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from core.history import (Axis, EditState, History, Keyframes, LatentPlane, PlanePoint, SeedPoint, Snapshots,
-                          available_directions, axis_vector, orthonormal_pair, principal_axes, random_axes)
+from core.canvas import (Axis, LatentPlane, available_directions, axis_vector, orthonormal_pair, principal_axes,
+                         random_axes)
+from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
 from core.latent import keyframe_path
 
 

@@ -10,7 +10,8 @@ import zipfile
 import pytest
 import torch
 
-from core.history import EditState, History, Keyframes, LatentPlane, PlanePoint, SeedPoint, Snapshots
+from core.canvas import LatentPlane
+from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
 from core.session import (FORMAT, VERSION, ModelsInfo, Session, SessionError, encode, load_session, read_meta,
                           save_session)
 from core.tuning import GeneratorDelta

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from core.canvas import Axis, LatentPlane, available_directions, axis_vector
 from core.directions import FitConfig
 from core.engine import Engine, Frame, Progress, SteerOutcome
 from core.export import GifOptions, save_gif
-from core.history import Axis, EditState, Keyframes, LatentPlane, available_directions, axis_vector
+from core.history import EditState, Keyframes
 from core.latent import alpha_range, direction_walk
 from core.session import base_z, face_z  # noqa: F401 - shared with the CLI; re-exported
 from core.steering import SteerConfig

@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPalette, QPen
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSizePolicy, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
-from core.history import Axis
+from core.canvas import Axis
 from ui.attribute_panel import display_name
 from ui.icons import IconBinder
 from ui.images import to_qimage
