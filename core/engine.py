@@ -296,7 +296,7 @@ class Engine:
     # -- running jobs ------------------------------------------------------------------------
 
     def submit(self, job: Callable[..., Any], *args: Any, **kwargs: Any) -> JobHandle:
-        """Run `job(*args)` on the worker thread (see `Worker.submit` for callbacks and `key`).
+        """Run `job(*args)` on the worker thread (see `Worker.submit` for callbacks).
 
         A CUDA out-of-memory error moves the models to the CPU, emits a `Notice` through
         `on_progress` and runs the job again there.

@@ -1,4 +1,4 @@
-"""One background thread for all model work, with cancellable, coalescing generator jobs.
+"""One background thread for all model work, with cancellable generator jobs.
 
 Why this exists: the UI thread must never run model code, and the model should see one request
 at a time (no two jobs fighting over GPU memory; results arrive in submission order). Long work
@@ -17,9 +17,10 @@ Threading contract (read this before writing a callback):
   ``RuntimeError`` instead of deadlocking.
 * When ``JobHandle.wait()`` returns True, the job's final callback has already returned.
 
-Stale requests: a job submitted with a ``key`` drops every *queued* job with the same key (a newer
-slider value replaces an older one that has not started); ``replace_running=True`` also cancels
-the running job with that key. A cancelled job's result, if it still produced one, is discarded.
+Stale requests are not this module's business: the one coalescing mechanism is the window's
+``ui.bridge.Bridge.request`` (one job per key in flight, the newest waiting). ``JobState`` is the
+one job-lifecycle vocabulary; the bridge's ``Task`` uses it too. A cancelled job's result, if it
+still produced one, is discarded.
 
 This module imports neither Qt nor torch.
 """
@@ -33,7 +34,7 @@ import threading
 import time
 import traceback as _traceback
 from collections import deque
-from collections.abc import Callable, Generator, Hashable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,6 @@ class Job:
     args: tuple[Any, ...] = field(default=(), repr=False)
     kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
     name: str = ""
-    key: Hashable | None = None
     on_start: Callable[[], object] | None = field(default=None, repr=False)
     on_progress: Callable[[Any], object] | None = field(default=None, repr=False)
     on_result: Callable[[Any], object] | None = field(default=None, repr=False)
@@ -178,10 +178,6 @@ class JobHandle:
         return self._job.name
 
     @property
-    def key(self) -> Hashable | None:
-        return self._job.key
-
-    @property
     def state(self) -> JobState:
         return self._job.state
 
@@ -263,7 +259,6 @@ class Worker:
         return self._closed
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, name: str | None = None,
-               key: Hashable | None = None, replace_running: bool = False,
                on_progress: Callable[[Any], object] | None = None,
                on_result: Callable[[Any], object] | None = None,
                on_error: Callable[[BaseException], object] | None = None,
@@ -272,24 +267,16 @@ class Worker:
                **kwargs: Any) -> JobHandle:
         """Queue ``fn(*args, **kwargs)``; callbacks run on the worker thread.
 
-        With a `key`, queued jobs with an equal key are dropped (cancelled); with
-        `replace_running` the running job with that key is cancelled too. Raises RuntimeError
-        after `shutdown`. The keyword names above cannot be forwarded to `fn`.
+        Raises RuntimeError after `shutdown`. The keyword names above cannot be forwarded to `fn`.
         """
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
-        job = Job(fn, args, kwargs, name=name or "", key=key, on_start=on_start,
+        job = Job(fn, args, kwargs, name=name or "", on_start=on_start,
                   on_progress=on_progress, on_result=on_result, on_error=on_error,
                   on_cancelled=on_cancelled)
         with self._cond:
             if self._closed:
                 raise RuntimeError(f"cannot submit {job.name!r}: the worker has been shut down")
-            if key is not None:
-                for old in [j for j in self._queue if j.key == key]:
-                    self._cancel_locked(old)
-                running = self._running
-                if replace_running and running is not None and running.key == key:
-                    self._cancel_locked(running)
             self._queue.append(job)
             self._cond.notify_all()
         return JobHandle(job, self)

@@ -61,9 +61,9 @@ def test_progress_in_order_and_result(worker: Worker) -> None:
 
 
 def test_plain_function_result_and_job_dataclass(worker: Worker) -> None:
-    h = worker.submit(lambda a, b: a + b, 2, b=3, name="add", key="k")
+    h = worker.submit(lambda a, b: a + b, 2, b=3, name="add")
     assert h.result(timeout=T) == 5
-    assert (h.name, h.key, h.state) == ("add", "k", JobState.DONE)
+    assert (h.name, h.state) == ("add", JobState.DONE)
     assert isinstance(h.job, Job) and h.job.id == h.id
     h2 = worker.submit(functools.partial(pow, 2), 10)
     assert h2.result(timeout=T) == 1024 and h2.name == "pow"
@@ -237,67 +237,22 @@ def test_failing_callbacks_are_logged_and_do_not_kill_worker(worker: Worker, cap
     assert worker.submit(lambda: "ok").result(timeout=T) == "ok"
 
 
-def test_keyed_submissions_keep_only_the_latest_queued(worker: Worker) -> None:
+def test_every_submitted_job_runs_in_order(worker: Worker) -> None:
+    """The worker drops nothing by itself: coalescing stale requests is the bridge's one job
+    (ui.bridge.Bridge.request), so a CLI or test that submits five jobs gets five results."""
     blocker, release = _hold(worker)
-    events: list[str] = []
-    lock = threading.Lock()
-
-    def record(text: str) -> None:
-        with lock:
-            events.append(text)
-
-    def render(value: int) -> int:
-        record(f"ran {value}")
-        return value
-
-    handles = [worker.submit(render, v, key="slider", on_cancelled=functools.partial(record, f"dropped {v}"),
-                             on_start=functools.partial(record, f"start {v}")) for v in range(5)]
-    other = worker.submit(render, 99, key="other")
-    assert worker.pending() == 2  # the latest "slider" job and the "other" job
-    assert [h.state for h in handles[:-1]] == [JobState.CANCELLED] * 4
+    ran: list[int] = []
+    handles = [worker.submit(ran.append, v) for v in range(5)]
+    assert worker.pending() == 5 and all(h.state is JobState.QUEUED for h in handles)
     release.set()
-    assert handles[-1].result(timeout=T) == 4 and other.result(timeout=T) == 99
-    for h in handles[:-1]:
-        with pytest.raises(JobCancelled):
-            h.result(timeout=T)
+    for h in handles:
+        h.result(timeout=T)
     assert blocker.result(timeout=T) == "released"
-    # Every dropped job hears about it before its replacement starts; only the latest runs.
-    assert events[:4] == [f"dropped {v}" for v in range(4)]
-    assert events[4:] == ["start 4", "ran 4", "ran 99"]
-
-
-def test_replace_running_cancels_the_running_job_with_that_key(worker: Worker) -> None:
-    first_step, finally_ran = threading.Event(), threading.Event()
-
-    def preview(value: int):
-        try:
-            for _ in range(int(T / 0.001)):
-                first_step.set()
-                time.sleep(0.001)
-                yield value
-            return value
-        finally:
-            if value == 1:
-                finally_ran.set()
-
-    h1 = worker.submit(preview, 1, key="z")
-    assert first_step.wait(T)
-    h_quick = worker.submit(lambda: "same key, no replace", key="z")  # queued: does not touch h1
-    assert h1.state is JobState.RUNNING and h_quick.state is JobState.QUEUED
-    h2 = worker.submit(lambda: "new", key="z", replace_running=True)
-    with pytest.raises(JobCancelled):
-        h1.result(timeout=T)
-    assert finally_ran.is_set()
-    assert h_quick.state is JobState.CANCELLED  # dropped as the older queued job of the key
-    assert h2.result(timeout=T) == "new"
-    # A running job with a different key is left alone.
-    first_step.clear()
-    h3 = worker.submit(preview, 3, key="a")
-    assert first_step.wait(T)
-    h4 = worker.submit(lambda: "b", key="b", replace_running=True)
-    assert h3.state is JobState.RUNNING
-    h3.cancel()
-    assert h4.result(timeout=T) == "b"
+    assert ran == [0, 1, 2, 3, 4]
+    failed = worker.submit(ran.append, 9, key="slider")  # no hidden keyword: `key` reaches the function
+    with pytest.raises(TypeError):
+        failed.result(timeout=T)
+    assert failed.state is JobState.FAILED and ran == [0, 1, 2, 3, 4]
 
 
 def test_result_timeout_and_wait(worker: Worker) -> None:

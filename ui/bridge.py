@@ -12,6 +12,9 @@ cancellation is handled on the GUI thread, where widgets may be touched.
   submitted when the running one ends. The first request starts at once (no timer latency), the
   face follows the slider as fast as the model can render, and stale values are skipped.
 * Long jobs (`long=True`) feed the status bar's progress bar and its Cancel button.
+
+This is the one coalescing mechanism (the worker runs every job it is given), and a `Task`'s
+state is the worker's `core.worker.JobState`: one lifecycle vocabulary from worker to window.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from core.engine import Engine, Notice, Progress
-from core.worker import JobHandle
+from core.worker import JobHandle, JobState
 
 _PROGRESS, _RESULT, _ERROR, _CANCELLED = "progress", "result", "error", "cancelled"
 
@@ -36,7 +39,7 @@ class Task(QObject):
     succeeded = Signal(object)
     failed = Signal(object)  # the exception
     cancelled = Signal()
-    finished = Signal(str)  # "done" | "failed" | "cancelled"
+    finished = Signal(str)  # the final JobState's value: "done" | "failed" | "cancelled"
 
     def __init__(self, name: str, key: Hashable | None, long: bool, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -44,7 +47,7 @@ class Task(QObject):
         self.key = key
         self.long = long
         self.handle: JobHandle | None = None
-        self.state = "queued"
+        self.state = JobState.QUEUED  # the worker's lifecycle, as the GUI thread has heard it
         self.error: BaseException | None = None
         self.result: Any = None
         self.elapsed_ms: float | None = None
@@ -54,13 +57,13 @@ class Task(QObject):
 
     @property
     def done(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
+        return self.state.finished
 
     def cancel(self) -> bool:
         return self.handle.cancel() if self.handle is not None and not self.done else False
 
     def __repr__(self) -> str:
-        return f"<Task {self.name!r} {self.state}>"
+        return f"<Task {self.name!r} {self.state.value}>"
 
 
 class Bridge(QObject):
@@ -197,8 +200,8 @@ class Bridge(QObject):
 
     def _dispatch(self, task: Task, kind: str, payload: Any) -> None:
         if kind == "start":
-            if task.state == "queued":
-                task.state = "running"
+            if task.state is JobState.QUEUED:
+                task.state = JobState.RUNNING
             return
         if kind == "notice":
             self.notice.emit(payload.text)
@@ -223,15 +226,15 @@ class Bridge(QObject):
             del self._by_key[task.key]
         try:
             if kind == _RESULT:
-                task.state, task.result = "done", payload
+                task.state, task.result = JobState.DONE, payload
                 task.succeeded.emit(payload)
             elif kind == _ERROR:
-                task.state, task.error = "failed", payload
+                task.state, task.error = JobState.FAILED, payload
                 task.failed.emit(payload)
             else:
-                task.state = "cancelled"
+                task.state = JobState.CANCELLED
                 task.cancelled.emit()
-            task.finished.emit(task.state)
+            task.finished.emit(task.state.value)
         finally:
             self.task_finished.emit(task)
             if task.long:
@@ -259,5 +262,5 @@ class Bridge(QObject):
         stopped = self.engine.close(timeout)
         for task in self._active:
             if task.handle is not None and task.handle.state.finished:
-                task.state = task.handle.state.value
+                task.state = task.handle.state
         return stopped

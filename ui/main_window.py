@@ -18,6 +18,7 @@ from core.engine import Engine, Frame, SteerOutcome
 from core.history import EditState, History, Keyframes, Snapshots
 from core.inversion import InvertConfig
 from core.policy import WINDOW_STEER
+from core.worker import JobState
 from ui.attribute_panel import AttributePanel
 from ui.bridge import Bridge, Task
 from ui.canvas_flow import MAP_DELAY_MS, PLAY_FPS, CanvasFlow
@@ -379,7 +380,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
     def _on_task_finished(self, task: Task) -> None:
         ms = task.elapsed_ms or 0.0
         when = f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
-        text = {"done": f"done in {when}", "failed": f"failed after {when}", "cancelled": "cancelled"}[task.state]
+        text = {JobState.DONE: f"done in {when}", JobState.FAILED: f"failed after {when}",
+                JobState.CANCELLED: "cancelled"}[task.state]
         self.job_time.setText(f"{task.name}: {text}")
 
     def _update_actions(self) -> None:
