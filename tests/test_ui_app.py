@@ -33,6 +33,13 @@ def test_run_shows_a_clear_dialog_when_models_are_missing(qapp, tmp_path, monkey
     assert run([], models_dir=tmp_path / "nothing-here") == 1
     title, text = shown[0]
     assert "models" in title and str(tmp_path / "nothing-here") in text and "generator.pt" in text
+    assert not _visible_splashes()  # the splash does not hide the error dialog
+
+
+def _visible_splashes() -> list:
+    from PySide6.QtWidgets import QSplashScreen
+
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, QSplashScreen) and w.isVisible()]
 
 
 def test_run_shows_a_clear_dialog_when_a_model_is_broken(qapp, tmp_path, tiny_models, monkeypatch):
@@ -52,10 +59,16 @@ def test_run_opens_the_window_and_returns_the_exit_code(qapp, qtbot, tmp_path, t
     from ui.main_window import MainWindow
 
     seen: list[MainWindow] = []
+    splash_while_loading: list[int] = []
+
+    def load() -> Engine:  # the models load (seconds on a busy machine) behind a splash, not nothing
+        splash_while_loading.append(len(_visible_splashes()))
+        return Engine(tiny_models, device="cpu", directions_cache=tmp_path / "d")
 
     def fake_exec(app) -> int:  # a real exec() + quit() would end pytest-qt's event loop for later tests
         qtbot.waitUntil(lambda: any(isinstance(w, MainWindow) and w.isVisible() and w.is_ready()
                                     for w in QApplication.topLevelWidgets()), timeout=20_000)
+        qtbot.waitUntil(lambda: not _visible_splashes(), timeout=5_000)  # gone once the window is up
         window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
         seen.append(window)
         window.close()
@@ -63,8 +76,8 @@ def test_run_opens_the_window_and_returns_the_exit_code(qapp, qtbot, tmp_path, t
 
     monkeypatch.setattr(QApplication, "exec", fake_exec)
     settings = QSettings(str(tmp_path / "run.ini"), QSettings.Format.IniFormat)
-    code = run([], engine_factory=lambda: Engine(tiny_models, device="cpu", directions_cache=tmp_path / "d"),
-               settings=settings)
+    code = run([], engine_factory=load, settings=settings, data_dir=tmp_path / "data")
+    assert splash_while_loading == [1]
     assert code == 0 and seen and seen[0].frame is not None and seen[0].engine.worker.closed
     assert QApplication.applicationName() == "Latent Steer"
     seen[0].deleteLater()

@@ -36,21 +36,46 @@ def run(argv: Sequence[str] | None = None, engine_factory: Callable[[], object] 
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(APPLICATION)
+    from ui.splash import say, show_splash
 
+    splash = show_splash(app)  # on screen before torch imports and the models load
+    mark("splash")
     from core.engine import MODELS_DIR, Engine
 
     folder = Path(models_dir) if models_dir is not None else MODELS_DIR
     try:
         engine = engine_factory() if engine_factory is not None else Engine(folder, device=device)
     except Exception as exc:  # noqa: BLE001 - any failure to load must become a dialog, not a traceback
+        splash.close()
         QMessageBox.critical(None, "Latent Steer: models missing or broken", models_error_text(folder, exc))
         return 1
 
+    say(splash, "Opening the window…")
     from ui.main_window import MainWindow
     from ui.session_flow import SessionFlow
 
     window = MainWindow(engine, settings=settings)
+    window.face_shown.connect(lambda: mark("face"))
     flow = SessionFlow(window, data_dir)
     window.show()
+    splash.finish(window)
+    mark("window")
     flow.start()  # may ask whether to restore what a crash left
     return app.exec()
+
+
+def mark(event: str) -> None:
+    """With LATENT_STEER_STARTUP_PROBE set (`main.py bench` does), print when `event` happened and
+    quit once the first face is on screen: how the start-up time is measured, in a fresh process."""
+    if not os.environ.get("LATENT_STEER_STARTUP_PROBE"):
+        return
+    import time
+
+    print(f"startup {event} {time.time():.3f}", flush=True)
+    if event == "face":
+        app = QApplication.instance()
+        if app is not None and not getattr(app, "_probe_quit", False):
+            app._probe_quit = True  # the first face only
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, app.closeAllWindows)  # a normal close: jobs stop, autosave says clean
