@@ -365,6 +365,10 @@ def test_keyframe_pins_play_the_path(make_window, qtbot):
     qtbot.waitUntil(lambda: w._play_index > 3, timeout=30_000)
     assert len(w._play_frames) == 24  # 2 pins, looped, 12 frames a segment
     assert torch.equal(w._play_frames[0].z, face_z(w.engine, w.keyframes[0].state))
+    shown = w._play_frames[(w._play_index - 1) % len(w._play_frames)]  # the bars read the face on screen
+    for name in ("Smiling", "Male"):
+        p = float(shown.probs[w.engine.attribute_index(name)])
+        assert w.attribute_panel.probability(name) == pytest.approx(p, abs=1e-3)
     qtbot.mouseClick(panel.play, Qt.MouseButton.LeftButton)
     assert w.face_view.badge() == "" and not panel.play.isChecked()
     w.clear_pins()

@@ -151,6 +151,7 @@ class CanvasFlow:
         i = self._play_index % len(frames)
         self.face_view.set_image(frames[i].image)
         self.face_view.set_badge(f"Path {i + 1}/{len(frames)}")
+        self.attribute_panel.set_probabilities(frames[i].probs.tolist())  # the bars follow the face shown
         if self._pin_uv and len(self._pin_uv) == len(self.keyframes):
             seg, t = divmod(i / PLAY_FPS, 1.0)
             k = int(seg)
