@@ -45,15 +45,16 @@ def test_window_opens_with_a_face_the_40_attributes_and_the_device(make_window):
     probs = w.frame.probs.tolist()
     i = w.engine.attribute_index("Smiling")
     assert w.attribute_panel.probability("Smiling") == pytest.approx(probs[i], abs=1e-3)
-    # sensible minimum sizes; the face is shown at 256-512 px
+    # sensible minimum sizes; the face is shown at 256-1024 px
     assert w.minimumWidth() >= 1000 and w.face_view.minimumWidth() == 256
-    assert 256 <= w.face_view.side() <= 512
+    assert 256 <= w.face_view.side() <= 1024
     assert w.history.current is w.state and len(w.history) == 1
 
 
 def test_face_size_crisp_is_whole_pixel_multiples_smooth_is_any():
     assert display_side(100, 100, False) == 256
-    assert display_side(1000, 900, False) == 512
+    assert display_side(1000, 900, False) == 896
+    assert display_side(3000, 2000, True) == 1024 and display_side(3000, 2000, False) == 1024
     assert display_side(400, 700, False) == 384
     assert display_side(400, 700, True) == 400
     assert display_side(300, 300, True) == 300

@@ -1,4 +1,5 @@
-"""The face, large: the 64-px picture drawn at 256–512 px, crisp (nearest) or smooth."""
+"""The face, large: the 64-px picture drawn at 256–1024 px (as large as the window allows), crisp
+(nearest) or smooth."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,12 +10,12 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from ui.images import to_qimage
 
-MIN_SIDE, MAX_SIDE = 256, 512
+MIN_SIDE, MAX_SIDE = 256, 1024  # a maximised window shows a large face, not a 512-px one in margins
 SOURCE_SIDE = 64
 
 
 def display_side(width: int, height: int, smooth: bool) -> int:
-    """Side of the drawn face: as large as fits, within 256–512; crisp keeps whole-pixel multiples of 64."""
+    """Side of the drawn face: as large as fits, within 256–1024; crisp keeps whole-pixel multiples of 64."""
     side = max(MIN_SIDE, min(MAX_SIDE, width, height))
     if not smooth:
         side = max(MIN_SIDE, side // SOURCE_SIDE * SOURCE_SIDE)
