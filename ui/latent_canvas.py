@@ -294,6 +294,7 @@ class CanvasPanel(QWidget):
         self.play.toggled.connect(self.play_toggled)
         self.export.clicked.connect(self.export_clicked)
         self.pins_label = QLabel("No pins", self)
+        self.pins_label.setWordWrap(True)  # a narrow panel wraps the hint instead of cutting it
 
         form = QFormLayout()
         form.addRow("→ axis", self.axis_a)
@@ -317,6 +318,24 @@ class CanvasPanel(QWidget):
         layout.addWidget(self.pins_label)
         self.setMinimumWidth(280)
         self.set_pin_count(0)
+        spacing = max(0, pins.spacing())  # the row's width with every label shown (measured once)
+        self._labelled_width = sum(b.sizeHint().width() for b in self.buttons()) + spacing * (len(self.buttons()) - 1)
+
+    def buttons(self) -> tuple[QToolButton, ...]:
+        return (self.recentre, self.pin, self.clear, self.play, self.export)
+
+    def _fit_buttons(self) -> None:
+        """Text beside the icons when the row has room, icons alone (the tooltips name them) when not:
+        at the smallest window the labels were cut to "R…e", "C…r"."""
+        style = (Qt.ToolButtonStyle.ToolButtonTextBesideIcon if self._labelled_width <= self.width()
+                 else Qt.ToolButtonStyle.ToolButtonIconOnly)
+        for b in self.buttons():
+            if b.toolButtonStyle() != style:
+                b.setToolButtonStyle(style)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._fit_buttons()
 
     def set_axis_choices(self, axes: Sequence[Axis], prefer: tuple[str, str] = ("Smiling", "Male")) -> None:
         """Fill both combos with `axes`: the preferred labels when offered, else the current ones, else
