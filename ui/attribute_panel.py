@@ -1,5 +1,6 @@
 """The attribute panel: the 40 attributes in groups, each with a live probability bar, a strength
-slider (direction edit), a lock toggle and more/less buttons (classifier-gradient steering).
+slider (direction edit) with a box to type its exact value, a lock toggle and more/less buttons
+(classifier-gradient steering).
 
 The panel only shows and reports: it emits signals and never starts a job itself.
 """
@@ -9,8 +10,8 @@ from collections.abc import Iterable, Sequence
 
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QScrollArea,
-                               QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractSpinBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QProgressBar, QScrollArea, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
 from core.policy import SLIDER_MAX_ALPHA
 from ui.icons import IconBinder, icon
@@ -78,6 +79,11 @@ def group_of(name: str) -> str:
     return OTHER_GROUP
 
 
+def is_undo_redo(event) -> bool:
+    ctrl_y = event.key() == Qt.Key.Key_Y and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+    return event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo) or ctrl_y
+
+
 class FilterBox(QLineEdit):
     """The attribute filter. Letters typed here filter (so K, P, B type), but the box gives the
     keyboard back: Esc or Enter leave it (`left`), Space in an empty box leaves it and gives the
@@ -85,14 +91,9 @@ class FilterBox(QLineEdit):
 
     left = Signal()
 
-    def _is_undo_redo(self, event) -> bool:
-        ctrl_y = event.key() == Qt.Key.Key_Y and event.modifiers() == Qt.KeyboardModifier.ControlModifier
-        return (event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo)
-                or ctrl_y)
-
     def event(self, event) -> bool:
         if event.type() == QEvent.Type.ShortcutOverride:
-            if self._is_undo_redo(event):
+            if is_undo_redo(event):
                 return True  # not claimed: the window's undo/redo shortcut gets the key
             if (event.key() == Qt.Key.Key_Space and not self.text().strip()
                     and event.modifiers() == Qt.KeyboardModifier.NoModifier):
@@ -121,6 +122,28 @@ class ResetSlider(QSlider):
         super().mouseDoubleClickEvent(event)
 
 
+class StrengthBox(QDoubleSpinBox):
+    """The exact strength of one slider, to type (Enter or leaving the box applies it). Only digits,
+    sign and point are its own: undo/redo, letters and Space stay the window's shortcuts."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(-MAX_ALPHA, MAX_ALPHA)
+        self.setDecimals(2)
+        self.setSingleStep(MAX_ALPHA / SLIDER_STEPS * 2)  # the slider's arrow-key step
+        self.setKeyboardTracking(False)  # one value when typing is done, not one per digit
+        self.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+        self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.setFixedWidth(self.fontMetrics().horizontalAdvance("−3.00") + 14)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and (
+                is_undo_redo(event) or (event.text().isalpha() or event.text() == " ")
+                and not event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier):
+            return True  # not claimed: the window's shortcut gets the key
+        return super().event(event)
+
+
 class AttributeRow:
     """The widgets of one attribute (they live in the group's grid)."""
 
@@ -132,15 +155,18 @@ class AttributeRow:
         self.bar.setRange(0, 1000)
         self.bar.setFormat("—")
         self.bar.setTextVisible(True)
-        self.bar.setFixedWidth(64)
+        self.bar.setFixedWidth(56)
         self.bar.setToolTip(f"Probability of {display_name(name)} on the current face (our classifier)")
         self.slider = ResetSlider(Qt.Orientation.Horizontal, parent)
         self.slider.setRange(-SLIDER_STEPS, SLIDER_STEPS)
         self.slider.setPageStep(10)
         self.slider.setSingleStep(2)
-        self.slider.setMinimumWidth(90)
+        self.slider.setMinimumWidth(64)
         self.slider.setToolTip(f"Strength of the {display_name(name)} direction (0 = unchanged; double-click resets)")
         self.slider.setAccessibleName(f"{display_name(name)} strength")
+        self.value = StrengthBox(parent)
+        self.value.setToolTip(f"Strength of {display_name(name)}: type an exact value, then Enter")
+        self.value.setAccessibleName(f"{display_name(name)} strength value")
         self.lock = QToolButton(parent)
         self.lock.setCheckable(True)
         self.lock.setAutoRaise(True)
@@ -156,7 +182,7 @@ class AttributeRow:
         icons.bind(self.more, "more")
 
     def widgets(self) -> list[QWidget]:
-        return [self.label, self.bar, self.slider, self.lock, self.less, self.more]
+        return [self.label, self.bar, self.slider, self.value, self.lock, self.less, self.more]
 
     def set_visible(self, visible: bool) -> None:
         for w in self.widgets():
@@ -221,10 +247,10 @@ class AttributePanel(QWidget):
             box = QWidget(body)
             grid = QGridLayout(box)
             grid.setContentsMargins(0, 0, 0, 0)
-            grid.setHorizontalSpacing(6)
+            grid.setHorizontalSpacing(4)
             grid.setVerticalSpacing(2)
             header = QLabel(f"<b>{group}</b>", box)
-            grid.addWidget(header, 0, 0, 1, 6)
+            grid.addWidget(header, 0, 0, 1, 7)
             for r, name in enumerate(names, start=1):
                 row = AttributeRow(name, box, self.icons)
                 for c, w in enumerate(row.widgets()):
@@ -252,12 +278,14 @@ class AttributePanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.notice)
         layout.addWidget(scroll, 1)
-        self.setMinimumWidth(380)
+        # wide enough for a whole row beside the scroll bar: nothing clipped at the smallest window
+        self.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
 
     def _connect(self, row: AttributeRow) -> None:
         name = row.name
-        row.slider.valueChanged.connect(lambda v, n=name: self.alpha_changed.emit(n, slider_to_alpha(v)))
+        row.slider.valueChanged.connect(lambda v, r=row: self._on_slider(r, v))
+        row.value.valueChanged.connect(lambda alpha, r=row: self._on_typed(r, alpha))
         row.slider.sliderPressed.connect(lambda n=name: self.slider_pressed.emit(n))
         row.slider.sliderReleased.connect(lambda n=name: self.slider_released.emit(n))
         row.lock.toggled.connect(lambda on, n=name: self.lock_toggled.emit(n, on))
@@ -265,6 +293,20 @@ class AttributePanel(QWidget):
         row.less.clicked.connect(lambda _=False, n=name: self.steer_requested.emit(n, -1))
         for button in (row.lock, row.less, row.more):  # done filtering: the keyboard goes back to the face
             button.clicked.connect(self._leave_filter)
+
+    def _on_slider(self, row: AttributeRow, value: int) -> None:
+        alpha = slider_to_alpha(value)
+        with QSignalBlocker(row.value):
+            row.value.setValue(alpha)
+        self.alpha_changed.emit(row.name, alpha)
+
+    def _on_typed(self, row: AttributeRow, alpha: float) -> None:
+        """A typed strength: exact (not rounded to a slider step), and one undo step of its own."""
+        with QSignalBlocker(row.slider):
+            row.slider.setValue(alpha_to_slider(alpha))
+        self.slider_pressed.emit(row.name)
+        self.alpha_changed.emit(row.name, alpha)
+        self.slider_released.emit(row.name)
 
     def _leave_filter(self) -> None:
         if self.search.hasFocus():
@@ -280,11 +322,13 @@ class AttributePanel(QWidget):
 
     def set_alphas(self, alphas: dict[str, float]) -> None:
         for name, row in self.rows.items():
-            with QSignalBlocker(row.slider):
-                row.slider.setValue(alpha_to_slider(alphas.get(name, 0.0)))
+            alpha = alphas.get(name, 0.0)
+            with QSignalBlocker(row.slider), QSignalBlocker(row.value):
+                row.slider.setValue(alpha_to_slider(alpha))
+                row.value.setValue(alpha)
 
     def alpha(self, name: str) -> float:
-        return slider_to_alpha(self.rows[name].slider.value())
+        return self.rows[name].value.value()
 
     def set_locked(self, locked: Iterable[str]) -> None:
         locked = set(locked)
@@ -301,6 +345,7 @@ class AttributePanel(QWidget):
             row = self.rows[name]
             ok = available is not None and i < len(available) and bool(available[i])
             row.slider.setEnabled(ok)
+            row.value.setEnabled(ok)
             if available is None:
                 row.slider.setToolTip("Sliders need the latent directions, which are not fitted yet")
             elif not ok:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHe
 EXTRA_SHORTCUTS: list[tuple[str, str]] = [
     ("Esc or Enter in the attribute filter", "Back to the face (the other shortcuts work again)"),
     ("Double-click a strength slider", "Set it back to 0"),
+    ("Type in a strength's number box, then Enter", "Set that exact strength"),
     ("Arrow keys / Page Up / Page Down on a slider", "Change its strength"),
     ("Delete in the snapshot strip", "Remove the selected snapshot"),
     ("Drop a photo on the window", "Turn it into an editable face"),

@@ -1,0 +1,100 @@
+"""What users of Artbreeder/GANSpace-style tools expect, driven through the real window (offscreen):
+typing a strength."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
+
+from ui.attribute_panel import MAX_ALPHA
+
+
+def settle(window, qtbot, timeout: int = 20_000) -> None:
+    qtbot.waitUntil(window.is_ready, timeout=timeout)
+
+
+def menu_action(window, menu: str, text: str):
+    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
+    found = [a for a in menus[menu].actions() if a.text().replace("&", "").startswith(text)]
+    assert found, f"no {text!r} in {menu}"
+    return found[0]
+
+
+# ------------------------------------------------------------------------------------ typing a strength
+def test_typed_strength_moves_the_slider_and_the_face_exactly(make_window, qtbot):
+    w = make_window()
+    row = w.attribute_panel.rows["Smiling"]
+    base = w.frame.z
+    entries = len(w.history)
+    assert row.value.minimum() == -MAX_ALPHA and row.value.maximum() == MAX_ALPHA
+    seen = []
+    w.attribute_panel.alpha_changed.connect(lambda n, a: seen.append((n, a)))
+    row.value.setFocus()
+    row.value.selectAll()
+    qtbot.keyClicks(row.value, "1.25")
+    assert seen == []  # nothing until Enter
+    with qtbot.waitSignal(w.face_shown, timeout=10_000):
+        qtbot.keyClick(row.value, Qt.Key.Key_Return)
+    settle(w, qtbot)
+    assert seen == [("Smiling", pytest.approx(1.25))]
+    assert w.state.edits == {"Smiling": pytest.approx(1.25)}  # exact, not rounded to a slider step
+    assert row.slider.value() == round(1.25 / MAX_ALPHA * 100)
+    assert torch.allclose(w.frame.z, w.engine.edit_z(base, {"Smiling": 1.25}, []), atol=1e-6)
+    assert len(w.history) == entries + 1
+    # a typed value beyond the range is held at the slider's end
+    row.value.selectAll()
+    qtbot.keyClicks(row.value, "9")
+    qtbot.keyClick(row.value, Qt.Key.Key_Return)
+    settle(w, qtbot)
+    assert row.value.value() <= MAX_ALPHA and w.state.edits["Smiling"] <= MAX_ALPHA
+    # the slider moves the box; double-clicking the slider resets both
+    row.slider.setValue(-40)
+    settle(w, qtbot)
+    assert row.value.value() == pytest.approx(-0.4 * MAX_ALPHA)
+    qtbot.mouseDClick(row.slider, Qt.MouseButton.LeftButton, pos=row.slider.rect().center())
+    settle(w, qtbot)
+    assert row.value.value() == 0 and "Smiling" not in w.state.edits
+    # undo puts the box back too
+    w.undo()
+    settle(w, qtbot)
+    assert row.value.value() == pytest.approx(-0.4 * MAX_ALPHA)
+
+
+def test_strength_box_leaves_undo_and_letters_to_the_window(make_window, qtbot):
+    w = make_window()
+    w.activateWindow()
+    row = w.attribute_panel.rows["Male"]
+    row.value.setFocus()
+    row.value.selectAll()
+    qtbot.keyClicks(row.value, "2")
+    qtbot.keyClick(row.value, Qt.Key.Key_Return)
+    settle(w, qtbot)
+    assert w.state.edits == {"Male": pytest.approx(2.0)}
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w, timeout=10_000)
+    row.value.setFocus()
+    qtbot.keyClick(row.value, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(w, qtbot)
+    assert "Male" not in w.state.edits and row.value.value() == 0  # the face's undo, not the box's
+    qtbot.keyClick(row.value, Qt.Key.Key_B)
+    assert w.action_before.isChecked()  # B is before/after, not a letter in a number box
+
+
+def test_rows_fit_the_panel_at_the_smallest_window(make_window, qtbot):
+    w = make_window()
+    w.resize(w.minimumSize())
+    assert (w.width(), w.height()) == (1024, 640)
+    qtbot.wait(50)
+    QApplication.processEvents()
+    panel = w.attribute_panel
+    viewport = panel.scroll.viewport()
+    assert panel.geometry().right() <= w.splitter.width()
+    for name, row in panel.rows.items():
+        for widget in (row.value, row.lock, row.less, row.more):
+            left = widget.mapTo(viewport, QPoint(0, 0)).x()
+            assert left >= 0 and left + widget.width() <= viewport.width(), (name, widget.toolTip(), left,
+                                                                              widget.width(), viewport.width())
+        assert row.slider.width() >= 60
+    # the canvas panel beside it is not squeezed off the window either
+    assert w.canvas_panel.mapTo(w, QPoint(0, 0)).x() + w.canvas_panel.width() <= w.width()
