@@ -1,13 +1,15 @@
 """What users of Artbreeder/GANSpace-style tools expect, driven through the real window (offscreen):
-typing a strength."""
+a light/dark switch, typing a strength."""
 from __future__ import annotations
 
 import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication, QWidget
 
 from ui.attribute_panel import MAX_ALPHA
+from ui.theme import SETTING, apply_theme
 
 
 def settle(window, qtbot, timeout: int = 20_000) -> None:
@@ -19,6 +21,45 @@ def menu_action(window, menu: str, text: str):
     found = [a for a in menus[menu].actions() if a.text().replace("&", "").startswith(text)]
     assert found, f"no {text!r} in {menu}"
     return found[0]
+
+
+# ------------------------------------------------------------------------------------ theme
+def background(widget: QWidget):
+    """The colour a person sees at the window's edge (the central widget's margin)."""
+    return widget.grab().toImage().pixelColor(widget.width() - 3, widget.height() // 2)
+
+
+def choose(action) -> None:
+    action.trigger()
+    QApplication.processEvents()  # the palette reaches the widgets as posted events
+
+
+def test_theme_switch_dark_light_and_it_persists(make_window, qtbot, tmp_path):
+    settings_file = tmp_path / "theme.ini"
+    w = make_window(settings_file=settings_file)
+    try:
+        menu_action(w, "View", "Theme")  # the submenu is there
+        dark = next(a for a in w.theme_group.actions() if a.data() == "dark")
+        light = next(a for a in w.theme_group.actions() if a.data() == "light")
+        choose(dark)
+        assert w.palette().color(QPalette.ColorRole.Window).lightness() < 80
+        assert background(w).lightness() < 80
+        assert w.settings.value(SETTING) == "dark"
+        choose(light)
+        assert w.palette().color(QPalette.ColorRole.Window).lightness() > 200
+        assert background(w).lightness() > 200
+        choose(dark)
+        w.close()
+        apply_theme("system")  # as a fresh start of the app would be
+        w2 = make_window(settings_file=settings_file)
+        QApplication.processEvents()
+        checked = w2.theme_group.checkedAction()
+        assert checked is not None and checked.data() == "dark"
+        assert background(w2).lightness() < 80
+        choose(next(a for a in w2.theme_group.actions() if a.data() == "system"))
+        assert w2.settings.value(SETTING) == "system"
+    finally:
+        apply_theme("system")  # the QApplication is shared with the other tests
 
 
 # ------------------------------------------------------------------------------------ typing a strength

@@ -33,6 +33,7 @@ from ui.latent_canvas import CanvasPanel
 from ui.message_bar import MessageBar
 from ui.photo_flow import PhotoFlow
 from ui.snapshot_strip import SnapshotStrip
+from ui.theme import theme_actions
 
 
 class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
@@ -247,6 +248,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.action_before)
         view_menu.addAction(self.action_smooth)
+        self.theme_group = theme_actions(self, self.settings)  # View → Theme: System / Light / Dark
+        view_menu.addMenu("&Theme").addActions(self.theme_group.actions())
         canvas_menu = menu.addMenu("&Canvas")
         canvas_menu.addAction(self.action_pin)
         canvas_menu.addAction(self.action_play)
