@@ -253,9 +253,9 @@ def open_image(source: str | os.PathLike | bytes, max_side: int = MAX_SIDE) -> I
     except FileNotFoundError:
         raise ImageLoadError(f"{name} does not exist") from None
     except UnidentifiedImageError:
-        raise ImageLoadError(f"{name} is not an image Pillow can read") from None
+        raise ImageLoadError(f"{name} is not an image this app can open (JPEG, PNG, BMP, GIF, WebP or TIFF)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(f"{name} is too large (refused as a possible decompression bomb)") from None
+        raise ImageLoadError(f"{name} is too large to open safely (over the pixel limit)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(f"{name} is damaged or truncated ({exc})") from None
     if max(rgb.size) > max_side:

@@ -1,5 +1,5 @@
 """What users of Artbreeder/GANSpace-style tools expect, driven through the real window (offscreen):
-a light/dark switch, typing a strength."""
+a grid of random faces to pick from, a light/dark switch, typing a strength."""
 from __future__ import annotations
 
 import pytest
@@ -9,6 +9,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
 from ui.attribute_panel import MAX_ALPHA
+from ui.face_grid import COLUMNS, ROWS
 from ui.theme import SETTING, apply_theme
 
 
@@ -21,6 +22,56 @@ def menu_action(window, menu: str, text: str):
     found = [a for a in menus[menu].actions() if a.text().replace("&", "").startswith(text)]
     assert found, f"no {text!r} in {menu}"
     return found[0]
+
+
+# ------------------------------------------------------------------------------------ face grid
+def test_pick_from_random_faces_makes_the_tile_clicked_the_face(make_window, qtbot):
+    w = make_window()
+    menu_action(w, "Edit", "Pick from random faces").trigger()
+    grid = w.face_grid
+    assert grid is not None and grid.isVisible()
+    assert 9 <= len(grid.tiles) == COLUMNS * ROWS <= 16
+    qtbot.waitUntil(lambda: all(t.isEnabled() and not t.icon().isNull() for t in grid.tiles), timeout=20_000)
+    assert len(set(grid.seeds)) == len(grid.seeds)
+    k = 5
+    seed = grid.seeds[k]
+    with qtbot.waitSignal(w.face_shown, timeout=10_000):
+        qtbot.mouseClick(grid.tiles[k], Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    assert not grid.isVisible()
+    assert w.state.seed == seed and w.seed_box.value() == seed
+    assert torch.equal(w.frame.z, w.engine.z_from_seed(seed)[0])
+    assert w.history.current is w.state  # undoable like any new face
+
+
+def test_face_grid_more_draws_new_faces_and_esc_closes(make_window, qtbot):
+    w = make_window()
+    grid = w.pick_random_face()
+    with qtbot.waitSignal(grid.faces_shown, timeout=20_000):
+        pass
+    first = list(grid.seeds)
+    before = grid.tiles[0].icon().pixmap(64).toImage()
+    with qtbot.waitSignal(grid.faces_shown, timeout=20_000):
+        qtbot.mouseClick(grid.more_button, Qt.MouseButton.LeftButton)
+    assert grid.seeds != first
+    assert grid.tiles[0].icon().pixmap(64).toImage() != before
+    state = w.state
+    grid.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is grid, timeout=10_000)
+    qtbot.keyClick(grid, Qt.Key.Key_Escape)
+    assert not grid.isVisible()
+    assert w.state is state  # closing picks nothing
+    settle(w, qtbot)
+
+
+def test_the_faces_of_a_grid_are_the_faces_of_their_seeds(make_window, qtbot):
+    from core.worker import run_inline
+    from ui.jobs import random_faces
+
+    w = make_window()
+    frames = run_inline(random_faces, w.engine, [3, 7])
+    assert [f.image.shape for f in frames] == [(3, 64, 64)] * 2
+    assert torch.equal(frames[1].z, w.engine.z_from_seed(7)[0])
 
 
 # ------------------------------------------------------------------------------------ theme

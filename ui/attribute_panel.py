@@ -156,7 +156,7 @@ class AttributeRow:
         self.bar.setFormat("—")
         self.bar.setTextVisible(True)
         self.bar.setFixedWidth(56)
-        self.bar.setToolTip(f"Probability of {display_name(name)} on the current face (our classifier)")
+        self.bar.setToolTip(f"How strongly the current face reads as {display_name(name)}")
         self.slider = ResetSlider(Qt.Orientation.Horizontal, parent)
         self.slider.setRange(-SLIDER_STEPS, SLIDER_STEPS)
         self.slider.setPageStep(10)
@@ -174,11 +174,11 @@ class AttributeRow:
         icons.bind(self.lock, "unlock", on="lock")
         self.less = QToolButton(parent)
         self.less.setAutoRaise(True)
-        self.less.setToolTip(f"Less {display_name(name)} (classifier-gradient steering)")
+        self.less.setToolTip(f"Less {display_name(name)}: nudge the face step by step, keeping the person")
         icons.bind(self.less, "less")
         self.more = QToolButton(parent)
         self.more.setAutoRaise(True)
-        self.more.setToolTip(f"More {display_name(name)} (classifier-gradient steering)")
+        self.more.setToolTip(f"More {display_name(name)}: nudge the face step by step, keeping the person")
         icons.bind(self.more, "more")
 
     def widgets(self) -> list[QWidget]:

@@ -199,8 +199,8 @@ class EditFlow:
             return
         label = display_name(name)
         word = "more" if sign > 0 else "less"
-        self.show_message(f"The {label} slider is at its end and the face reads {100 * p:.0f} % {label}: a straight "
-                          f"line in z does not reach it for every face. Steering follows the classifier.", "info",
+        self.show_message(f"The {label} slider is at its end and the face reads {100 * p:.0f} % {label}: a slider "
+                          f"does not get there for every face. Steering keeps nudging this face until it does.", "info",
                           action=(f"Steer {word} {label}", lambda: self.steer(name, sign)))
 
     def _on_lock(self, name: str, on: bool) -> None:

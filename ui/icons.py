@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 NAMES = {
     "open": "fa5s.folder-open",
     "random": "fa5s.dice",
+    "grid": "fa5s.th",
     "undo": "fa5s.undo",
     "redo": "fa5s.redo",
     "before": "fa5s.adjust",

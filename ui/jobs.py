@@ -64,6 +64,15 @@ def directions_status(engine: Engine) -> list[bool] | None:
     return available_directions(directions.vectors if directions is not None else None)
 
 
+def random_faces(engine: Engine, seeds: list[int]) -> Iterator[Progress]:
+    """The faces of `seeds` (the codes `new_face(seed)` starts from), one per progress event."""
+    frames: list[Frame] = []
+    for seed in seeds:
+        frames.append(engine.random_job(seed))
+        yield Progress(step=len(frames), total=len(seeds), frame=frames[-1])
+    return frames
+
+
 # ---------------------------------------------------------------------------------------------
 # Latent canvas
 

@@ -265,7 +265,7 @@ class CanvasPanel(QWidget):
         self.extent.setRange(0.5, 20.0)
         self.extent.setSingleStep(0.5)
         self.extent.setValue(3.0)
-        self.extent.setToolTip("How far the map reaches from the face along each axis (z units)")
+        self.extent.setToolTip("How far the map reaches from the face along each axis (in slider strengths)")
         self.extent.valueChanged.connect(lambda _=0: self.view_changed.emit())
         self.grid = QSpinBox(self)
         self.grid.setRange(3, 11)

@@ -74,6 +74,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self._fit_task: Task | None = None
         self.fit_confirm = None  # the open "Fit latent directions?" question (a QMessageBox)
         self.shortcuts_dialog: ShortcutsDialog | None = None
+        self.face_grid = None  # the "Pick a face" dialog
 
         self._play_timer = QTimer(self)
         self._play_timer.setInterval(round(1000 / PLAY_FPS))
@@ -212,6 +213,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.action_undo = a("&Undo", "undo", self.undo, "Ctrl+Z")
         self.action_redo = a("&Redo", "redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.action_random = a("&Random face", "random", lambda: self.new_face(), "Space", tip="A new random face")
+        self.action_pick = a("&Pick from random faces…", "grid", self.pick_random_face, "G",
+                             tip="Choose a new face from a grid of random faces")
         self.action_snapshot = a("Take &snapshot", "snapshot", self.take_snapshot, "Ctrl+B",
                                  tip="Keep this face in the snapshot strip")
         self.action_reset = a("Reset &strengths", "reset", self.reset_strengths, "Ctrl+R",
@@ -242,8 +245,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.action_quit)
         edit_menu = menu.addMenu("&Edit")
-        for action in (self.action_undo, self.action_redo, None, self.action_random, self.action_reset,
-                       self.action_snapshot, None, self.action_cancel):
+        for action in (self.action_undo, self.action_redo, None, self.action_random, self.action_pick,
+                       self.action_reset, self.action_snapshot, None, self.action_cancel):
             edit_menu.addSeparator() if action is None else edit_menu.addAction(action)
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.action_before)
@@ -401,7 +404,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.action_play.setEnabled(self.keyframes.can_play)
         self.action_cancel.setEnabled(bool(self.bridge.long_tasks()))
         fitting = self._fitting()  # the one worker is busy for minutes: no edit that would wait behind it
-        self.action_random.setEnabled(not fitting)
+        for action in (self.action_random, self.action_pick):
+            action.setEnabled(not fitting)
         for action in (self.action_undo, self.action_redo, self.action_reset, self.action_play):
             action.setEnabled(action.isEnabled() and not fitting)  # each was just set from its own state
         for widget in (self.seed_box, self.attribute_panel, self.canvas_panel, self.snapshot_strip):
