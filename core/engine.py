@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from core.align import PhotoPlacement
 from core.checkpoint import CheckpointError, load_checkpoint, state_hash
 from core.data import default_cache_dir, open_image, to_model_range, to_uint8
 from core.device import describe, resolve_device
@@ -255,7 +256,8 @@ class Engine:
         """Photo -> aligned crop -> E -> refined z -> the face's own tuned G; a frame per step.
 
         Progress counts both stages (refine, then tune: `config.tune.steps`, 0 = no tuning) in
-        one bar, each message naming its stage; the outcome's `delta` renders the face.
+        one bar, each message naming its stage; the outcome's `delta` renders the face and keeps
+        the photo (longest side ≤ `core.align.PLACEMENT_SIDE`) and the face's place in it for paste-back.
         """
         if self.encoder is None:
             raise RuntimeError("no encoder is installed (resources/models/encoder.pt), so photos cannot be inverted")
@@ -280,6 +282,8 @@ class Engine:
                 step=config.steps + s.step, total=total, message=f"tuning: PSNR {s.psnr_db:.1f} dB",
                 frame=Frame(z=result.z[0], image=to_uint8(s.image[0]), probs=torch.empty(0))))
             delta = tuning.delta
+            if crop.photo is not None and crop.transform is not None:
+                delta.photo = PhotoPlacement.of(crop.photo, crop.transform)
         return InvertOutcome(crop=crop, frame=self.render(result.z, delta)[0], result=result, notices=notices,
                              delta=delta, tuning=tuning)
 

@@ -44,6 +44,7 @@ class FaceCrop:
     transform: np.ndarray | None = None  # 2×3, photo coordinates -> the 64-px crop (see core.align)
     landmarks: np.ndarray | None = None  # (5, 2) dlib landmarks in the photo, when found
     method: str = "centre"  # "landmarks" | "haar" | "centre"
+    photo: Image.Image | None = field(default=None, repr=False)  # the photo itself (not a copy), for paste-back
 
 
 _CASCADE = None
@@ -107,7 +108,7 @@ def crop_face(img: Image.Image, detect: bool = True) -> FaceCrop:
         if found is not None:
             m = align.similarity(found.points, align.TEMPLATE_64)
             return FaceCrop(image=_chw(align.warp(img, m)), box=_box_of(m), face=found.box, transform=m,
-                            landmarks=found.points, method="landmarks")
+                            landmarks=found.points, method="landmarks", photo=img)
     face = detect_face(img) if detect else None
     if face is None:
         m = _square_transform(img.width / 2, img.height / 2, min(img.size))
@@ -117,7 +118,7 @@ def crop_face(img: Image.Image, detect: bool = True) -> FaceCrop:
         m = _square_transform(x + fw / 2, y + fh / 2 + FRAMING_DY * fw, FRAMING_SIDE * fw)
         notice, method = None, "haar"
     return FaceCrop(image=_chw(align.warp(img, m)), box=_box_of(m), face=face, notice=notice, transform=m,
-                    method=method)
+                    method=method, photo=img)
 
 
 def _chw(arr: np.ndarray) -> torch.Tensor:

@@ -3,8 +3,9 @@
 A session is the face being edited and everything around it: the undo/redo `History` of
 `EditState`s (each state carries the face's base — a seed, a canvas point or a photo's z — its
 slider strengths, its locks, the exact z once rendered, and a photo's own tuned generator
-`core.tuning.GeneratorDelta`), the snapshot strip, the keyframe pins and the "before" face. The
-window and the CLI both read and write it; the window autosaves it.
+`core.tuning.GeneratorDelta`, with the photo itself for paste-back), the snapshot strip, the
+keyframe pins and the "before" face. The window and the CLI both read and write it; the window
+autosaves it.
 
 The file is a zip of `session.json` (the structure) and `tensors.pt` (a flat name → tensor dict
 written by `torch.save`, read back only with `torch.load(weights_only=True)`). Objects shared
@@ -27,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 
+from core.align import PhotoPlacement
 from core.export import _atomic_write
 from core.canvas import LatentPlane
 from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
@@ -233,8 +236,13 @@ class _Encoder:
             return None
         if id(delta) not in self._delta_ids:
             self._delta_ids[id(delta)] = len(self.deltas)
-            self.deltas.append({"base_hash": delta.base_hash, "key": delta.key,
-                                "tensors": {name: self.tensor(t) for name, t in delta.tensors.items()}})
+            entry = {"base_hash": delta.base_hash, "key": delta.key,
+                     "tensors": {name: self.tensor(t) for name, t in delta.tensors.items()}}
+            placement = getattr(delta, "photo", None)
+            if placement is not None:  # the photo (HWC uint8 -> CHW) and where the face sits in it
+                entry["photo"] = {"image": self.tensor(torch.tensor(placement.photo).permute(2, 0, 1).contiguous()),
+                                  "transform": [float(x) for x in np.asarray(placement.transform).ravel()]}
+            self.deltas.append(entry)
         return self._delta_ids[id(delta)]
 
     def state(self, state: EditState | None) -> int | None:
@@ -487,8 +495,23 @@ class _Decoder:
                     raise SessionError(f"its photo generator holds {t.dtype} values")
                 tensors[self._str(pname, "generator parameter name")] = t.half()
             self._deltas[i] = GeneratorDelta(base_hash=self._str(entry.get("base_hash"), "generator hash"),
-                                             tensors=tensors, key=self._str(entry.get("key"), "generator key"))
+                                             tensors=tensors, key=self._str(entry.get("key"), "generator key"),
+                                             photo=self.placement(entry.get("photo")))
         return self._deltas[i]
+
+    def placement(self, entry: Any) -> PhotoPlacement | None:
+        """A photo face's photo and transform (absent in files written before paste-back GIFs)."""
+        if entry is None:
+            return None
+        entry = self._dict(entry, "photo")
+        image = self._maybe_image(entry.get("image"), "photo")
+        values = self._list("transform", 6, entry)
+        if image is None or len(values) != 6:
+            raise SessionError("its photo has no picture or no 2×3 transform")
+        m = np.array([self._float(v, "photo transform") for v in values]).reshape(2, 3)
+        if abs(np.linalg.det(m[:, :2])) < 1e-9:
+            raise SessionError("its photo transform cannot be inverted")
+        return PhotoPlacement(photo=image.permute(1, 2, 0).contiguous().numpy(), transform=m)
 
     def base(self, i: int) -> Any:
         if i not in self._bases:

@@ -15,7 +15,7 @@ import copy
 import math
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -56,9 +56,13 @@ class GeneratorDelta:
     base_hash: str  # state_hash of the generator it applies to
     tensors: dict[str, torch.Tensor]  # parameter name -> fp16 delta
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # the photo the face came from and where it sits in it (core.align.PhotoPlacement), so its
+    # edits and GIFs can be pasted back; it travels with the face as the generator does
+    photo: Any = field(default=None, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:
+        """The weight change's bytes (the photo kept for paste-back is `photo.nbytes` more)."""
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
     def apply(self, base: nn.Module) -> nn.Module:
