@@ -3,6 +3,7 @@
     python main.py                          open the desktop app on the shipped models
     python main.py generate --seed 3        faces to a PNG grid
     python main.py steer --seed 3 --more Smiling --less Male --out smile.gif
+    python main.py steer --session me.lsteer --more Smiling --in-photo --out smile.gif
     python main.py edit --seed 3 --set Eyeglasses=3 --lock Male --out glasses.png
     python main.py invert photo.jpg --out inverted.png
     python main.py walk --seed 3 --to-seed 8 --to-seed 21 --loop --out walk.gif
@@ -92,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda", dest="lam", type=float, default=None, help="preservation weight λ (0 = plain)")
     p.add_argument("--until", type=float, default=None,
                    help="stop once targets pass this probability (0: always run every step)")
+    p.add_argument("--in-photo", action="store_true",
+                   help="paste every frame into the photo the face came from (a --session face opened from a "
+                        "photo): the GIF or PNG has the photo's size, longest side at most 512 px; --size does "
+                        "not apply")
     _session(p)
     p = sub.add_parser("edit", help="direction edit z + Σ α·d; PNG")
     _common(p, "edit.png")
@@ -233,6 +238,10 @@ def cmd_steer(args: argparse.Namespace) -> int:
     engine = _engine(args)
     session = SessionFile(args.session, engine)
     origin = session.origin(args.seed)
+    photo = getattr(origin.generator, "photo", None) if args.in_photo else None
+    if args.in_photo and photo is None:
+        raise ValueError("--in-photo needs a face that came from a photo: give --session FILE whose face was "
+                         "opened from a photo (and no --seed)")
     locked = args.lock if args.lock is not None else (origin.locked_list or None)
     outcome = run_inline(engine.steer_job, face_z(engine, origin), targets, locked, config, origin.generator,
                          on_progress=_progress("steering"))
@@ -241,10 +250,14 @@ def cmd_steer(args: argparse.Namespace) -> int:
     print(f"{_caption(engine, first, names)}  ->  {_caption(engine, last, names)} "
           f"in {len(outcome.frames) - 1} steps")
     if args.out.lower().endswith(".png"):
-        path = save_png(last.image, args.out, size=args.size, smooth=args.smooth)
+        path = (save_png(photo.paste([last.image])[0], args.out) if photo is not None
+                else save_png(last.image, args.out, size=args.size, smooth=args.smooth))
     else:
         captions = [_caption(engine, f, names) for f in outcome.frames]
-        path = save_gif([f.image for f in outcome.frames], args.out, _gif_options(args, captions))
+        images, options = [f.image for f in outcome.frames], _gif_options(args, captions)
+        if photo is not None:
+            images, options.size = photo.paste(images), None
+        path = save_gif(images, args.out, options)
     print(f"wrote {path}")
     label = " ".join([f"more {a}" for a in args.more] + [f"less {a}" for a in args.less])
     if session.record(origin, EditState(base=last.z, locked=origin.locked, label=label, z=last.z,

@@ -49,7 +49,8 @@ _ASCII_STAND_INS = str.maketrans({
 class GifOptions:
     """How a GIF is rendered; checked on creation and again by `save_gif`.
 
-    size: side in pixels of the square image part of each frame (64..1024).
+    size: side in pixels of the square image part of each frame (64..1024); None: the frames
+        keep their own size (all alike), as frames pasted into a photo do.
     smooth: False = nearest-neighbour upscaling (crisp pixels, true to the 64-px output);
         True = LANCZOS (soft, nicer for large sizes).
     fps: frames per second (1..60); see `gif_durations` for how it becomes GIF delays.
@@ -58,7 +59,7 @@ class GifOptions:
     captions: None, or one string per input frame, drawn in a strip below the image.
     """
 
-    size: int = 256
+    size: int | None = 256
     smooth: bool = False
     fps: int = 12
     loop: int = 0
@@ -70,7 +71,7 @@ class GifOptions:
 
     def validate(self, n_frames: int | None = None) -> None:
         """Raise ValueError naming the first bad option; with `n_frames`, check captions count."""
-        if not _is_int(self.size) or not MIN_GIF_SIZE <= self.size <= MAX_GIF_SIZE:
+        if self.size is not None and (not _is_int(self.size) or not MIN_GIF_SIZE <= self.size <= MAX_GIF_SIZE):
             raise ValueError(f"GIF size must be an integer from {MIN_GIF_SIZE} to {MAX_GIF_SIZE} px, got {self.size!r}")
         if not isinstance(self.smooth, bool):
             raise ValueError(f"smooth must be True or False, got {self.smooth!r}")
@@ -388,7 +389,10 @@ def save_gif(frames: Frames, path: str | os.PathLike, options: GifOptions | None
     options = options or GifOptions()
     images = to_pil_images(frames)
     options.validate(n_frames=len(images))
-    images = [_fit_square(img, options.size, options.smooth) for img in images]
+    if options.size is not None:
+        images = [_fit_square(img, options.size, options.smooth) for img in images]
+    elif len({img.size for img in images}) > 1:
+        raise ValueError(f"frames have different sizes {sorted({img.size for img in images})}; give a GIF size")
     if options.captions is not None:
         images = _caption_frames(images, options.captions)
     if options.pingpong:

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 
 from core.canvas import LatentPlane
-from core.latent import keyframe_path
+from core.latent import keyframe_path, slerp
 
 Tensor = torch.Tensor
 
-__all__ = ["EditState", "History", "Keyframe", "Keyframes", "PlanePoint", "SeedPoint", "Snapshot", "Snapshots"]
+__all__ = ["EditState", "History", "Keyframe", "Keyframes", "PlanePoint", "SeedPoint", "Snapshot", "Snapshots",
+           "mix_state"]
 
 # ---------------------------------------------------------------------------------------------
 # Lazy bases
@@ -245,6 +246,20 @@ class Snapshots(_Items):
 
     def add(self, state: EditState, image: Any = None, label: str = "") -> Snapshot:
         return self._append(Snapshot(state=state, image=image, label=label or state.label))
+
+
+def mix_state(a: EditState, b: EditState, t: float, resolve: Callable[[EditState], Tensor]) -> EditState:
+    """The face `t` of the way from a's face to b's (slerp in z: exactly a at 0, exactly b at 1).
+
+    `resolve` turns a state into its z (a job does it). The mix is a plain code: it is drawn by the
+    shared generator, whatever tuned generator of a photo either face had.
+    """
+    t = float(t)
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"the mix must be between 0 and 1, got {t!r}")
+    z = slerp(resolve(a).reshape(-1), resolve(b).reshape(-1), t)
+    share = round(100 * t)
+    return EditState(base=z, label=f"mix: {100 - share} % {a.label} + {share} % {b.label}", z=z)
 
 
 @dataclass(eq=False)

@@ -1,5 +1,5 @@
 """What users of Artbreeder/GANSpace-style tools expect, driven through the real window (offscreen):
-a grid of random faces to pick from, a light/dark switch, typing a strength."""
+a grid of random faces to pick from, mixing two snapshots, a light/dark switch, typing a strength."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +8,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
+from core.history import EditState, SeedPoint, mix_state
 from ui.attribute_panel import MAX_ALPHA
 from ui.face_grid import COLUMNS, ROWS
 from ui.theme import SETTING, apply_theme
@@ -72,6 +73,77 @@ def test_the_faces_of_a_grid_are_the_faces_of_their_seeds(make_window, qtbot):
     frames = run_inline(random_faces, w.engine, [3, 7])
     assert [f.image.shape for f in frames] == [(3, 64, 64)] * 2
     assert torch.equal(frames[1].z, w.engine.z_from_seed(7)[0])
+
+
+# ------------------------------------------------------------------------------------ mixing
+def snapshot_of(w, qtbot, seed: int) -> None:
+    w.new_face(seed)
+    settle(w, qtbot)
+    w.take_snapshot()
+
+
+def test_mix_two_snapshots_blends_their_faces_and_is_undoable(make_window, qtbot):
+    w = make_window()
+    snapshot_of(w, qtbot, 11)
+    snapshot_of(w, qtbot, 22)
+    w.new_face(33)
+    settle(w, qtbot)
+    before, entries = w.state, len(w.history)
+    a, b = w.snapshots[0], w.snapshots[1]
+
+    dialog = w.open_mix_dialog(0)
+    assert dialog.face_a.currentIndex() == 0 and dialog.face_b.currentIndex() == 1
+    assert not dialog.note.isVisible()  # seed faces: nothing to warn about
+
+    def blend_at(value: int):
+        if dialog.slider.value() != value:
+            dialog.slider.setValue(value)
+        qtbot.waitUntil(lambda: dialog.use_button.isEnabled() and dialog.blend() == value / 100, timeout=10_000)
+        return dialog.result
+
+    at0, at1, half = blend_at(0), blend_at(100), blend_at(50)
+    assert torch.equal(at0.frame.z, a.state.z) and torch.equal(at0.frame.image, a.image)
+    assert torch.equal(at1.frame.z, b.state.z) and torch.equal(at1.frame.image, b.image)
+    assert not torch.equal(half.frame.z, a.state.z) and not torch.equal(half.frame.z, b.state.z)
+    assert not torch.equal(half.frame.image, a.image) and not torch.equal(half.frame.image, b.image)
+    # slerp keeps the blend on the prior's shell: its norm sits between the two ends'
+    norms = sorted([a.state.z.norm().item(), b.state.z.norm().item()])
+    assert norms[0] - 1e-4 <= half.frame.z.norm().item() <= norms[1] + 1e-4
+
+    qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    assert torch.equal(w.frame.z, half.frame.z) and torch.equal(w.state.z, half.frame.z)
+    assert len(w.history) == entries + 1 and "mix" in w.state.label
+    assert w.seed_box.value() == -1  # a mix is no seed's face
+    w.undo()
+    settle(w, qtbot)
+    assert w.state is before and torch.equal(w.frame.z, before.z)
+    w.redo()
+    settle(w, qtbot)
+    assert torch.equal(w.frame.z, half.frame.z)
+
+
+def test_mix_needs_two_snapshots_and_names_the_plain_generator_for_a_photo(make_window, qtbot):
+    w = make_window()
+    assert w.open_mix_dialog() is None and "two snapshots" in w.message()
+    snapshot_of(w, qtbot, 1)
+    w.take_snapshot()
+    w.snapshots[1].state.generator = object()  # as a photo's own tuned generator would be
+    w.snapshots[1].state.z = w.snapshots[0].state.z
+    dialog = w.open_mix_dialog(0)
+    assert dialog.note.isVisible() and "plain generator" in dialog.note.text()
+    qtbot.waitUntil(dialog.use_button.isEnabled, timeout=10_000)  # still mixes (with the shared G)
+
+
+def test_mix_state_is_slerp_of_the_faces_and_refuses_outside_0_1():
+    za, zb = torch.randn(8), torch.randn(8)
+    a, b = EditState(base=za, label="A", z=za), EditState(base=SeedPoint(1), label="B", z=zb)
+    assert torch.equal(mix_state(a, b, 0.0, lambda s: s.z).z, za)
+    assert torch.equal(mix_state(a, b, 1.0, lambda s: s.z).z, zb)
+    mid = mix_state(a, b, 0.25, lambda s: s.z)
+    assert mid.generator is None and mid.label == "mix: 75 % A + 25 % B" and mid.base is mid.z
+    with pytest.raises(ValueError):
+        mix_state(a, b, 1.5, lambda s: s.z)
 
 
 # ------------------------------------------------------------------------------------ theme

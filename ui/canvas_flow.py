@@ -1,5 +1,5 @@
 """The canvas and playback flow of the main window: the latent canvas map, its handle and pins,
-playing the keyframe path, snapshots, PNG/clipboard/GIF export.
+playing the keyframe path, snapshots (and mixing two of them), PNG/clipboard/GIF export.
 
 A mixin of `ui.main_window.MainWindow`.
 """
@@ -18,6 +18,7 @@ from ui.bridge import Task
 from ui.gif_dialog import GifDialog, GifSources
 from ui.images import to_qimage
 from ui.jobs import CanvasMap, canvas_map, keyframe_frames
+from ui.mix_dialog import MixDialog
 
 PLAY_FPS = 12
 MAP_DELAY_MS = 250  # the canvas map is re-rendered once the face has settled this long
@@ -183,6 +184,29 @@ class CanvasFlow:
         if 0 <= index < len(self.snapshots):
             self.snapshots.remove(index)
             self.snapshot_strip.remove(index)
+
+    def open_mix_dialog(self, first: int | None = None) -> MixDialog | None:
+        """Mix two snapshots: `first` (else the selected one, else the one before last) and another."""
+        if len(self.snapshots) < 2:
+            self.show_message("Take two snapshots (Ctrl+B) of faces you like, then mix them.", "info")
+            return None
+        last = len(self.snapshots) - 1
+        if first is None:
+            first = self.snapshot_strip.currentRow() if self.snapshot_strip.currentRow() >= 0 else last - 1
+        dialog = MixDialog(self.bridge, self.engine, self.snapshots, first, last if first != last else last - 1, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.use_face.connect(self._use_mix)
+        dialog.show()
+        self.mix_dialog = dialog
+        return dialog
+
+    def _use_mix(self, state: EditState, frame: Frame) -> None:
+        """The blend becomes the face being edited (the current locks stay on): one undo step."""
+        self._cancel_face_jobs()
+        self.set_playing(False)
+        self._apply(state.derive(state.label, locked=self.state.locked if self.state else frozenset(), z=state.z),
+                    frame=frame)
+        self.status_text.setText(state.label)
 
     def save_png_dialog(self) -> None:
         if self.frame is None:

@@ -16,6 +16,7 @@ EXTRA_SHORTCUTS: list[tuple[str, str]] = [
     ("Type in a strength's number box, then Enter", "Set that exact strength"),
     ("Arrow keys / Page Up / Page Down on a slider", "Change its strength"),
     ("Delete in the snapshot strip", "Remove the selected snapshot"),
+    ("Right-click a snapshot", "Go back to it, mix it with another, or remove it"),
     ("Drop a photo on the window", "Turn it into an editable face"),
 ]
 

@@ -1,5 +1,5 @@
 """The editing flow of the main window: the face being edited (a `core.history.EditState`
-recipe), new faces, sliders, locks, undo/redo and "more"/"less" steering.
+recipe), new faces (or one picked from a grid), sliders, locks, undo/redo and "more"/"less" steering.
 
 A mixin of `ui.main_window.MainWindow`: it uses the widgets and the bridge the window builds.
 """
@@ -17,6 +17,7 @@ from core.readout import describe, identity_distance, identity_words, side_effec
 from core.steering import SteerConfig
 from ui.attribute_panel import MAX_ALPHA, display_name
 from ui.bridge import Task
+from ui.face_grid import FaceGridDialog
 from ui.jobs import FaceResult, render_face, steer_face
 
 MAX_SEED = 2**31 - 1
@@ -150,6 +151,19 @@ class EditFlow:
         self._start_new_face(state)
         self.photo_box.setVisible(False)
         self._apply(state)
+
+    def pick_random_face(self) -> FaceGridDialog:
+        """A grid of new random faces; the one clicked becomes the face being edited (as `new_face`)."""
+        grid = self.face_grid
+        if grid is None:
+            grid = self.face_grid = FaceGridDialog(self.bridge, self.engine, self.icons, MAX_SEED, self)
+            grid.picked.connect(self.new_face)
+        elif not grid.isVisible():
+            grid.more()  # opened again: new faces
+        grid.show()
+        grid.raise_()
+        grid.activateWindow()
+        return grid
 
     def _start_new_face(self, state: EditState) -> None:
         """`state` starts a new face (a seed, a photo): it becomes the "before" face, and the pins of the

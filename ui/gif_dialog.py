@@ -1,6 +1,6 @@
 """GIF export: choose the source (last steering run, keyframe path, walk along a direction), size,
-fps, loop / ping-pong and captions; the export runs as a job with progress and can be cancelled;
-the result's folder opens on request."""
+fps, loop / ping-pong, captions and, for a face from a photo, pasting every frame into that photo;
+the export runs as a job with progress and can be cancelled; the result's folder opens on request."""
 from __future__ import annotations
 
 import time
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
+from core.align import PLACEMENT_SIDE, PhotoPlacement
 from core.engine import Engine, Progress
 from core.export import MAX_FPS, MAX_GIF_SIZE, MIN_FPS, MIN_GIF_SIZE, GifOptions
 from core.history import EditState
@@ -35,6 +36,11 @@ class GifSources:
     pins: list[EditState] = field(default_factory=list)
     state: EditState | None = None
     walk_attribute: str | None = None
+    photo: PhotoPlacement | None = None  # the face's photo (None: found on the face's own generator, if any)
+
+    def __post_init__(self) -> None:
+        if self.photo is None and self.state is not None:
+            self.photo = getattr(self.state.generator, "photo", None)
 
     def reason_unavailable(self, source: str) -> str | None:
         if source == "steer" and not self.steer_frames:
@@ -148,6 +154,14 @@ class GifDialog(QDialog):
         self.loop_count.setValue(3)
         self.pingpong = QCheckBox("Ping-pong (play forwards, then backwards)", self)
         self.captions = QCheckBox("Captions (attribute probabilities or frame numbers)", self)
+        self.in_photo = QCheckBox("In the original photo", self)
+        if sources.photo is None:
+            self.in_photo.setEnabled(False)
+            self.in_photo.setToolTip("Only for a face that came from a photo")
+        else:
+            w, h = sources.photo.size
+            self.in_photo.setToolTip(f"Paste every frame into the photo the face came from ({w}×{h} px, "
+                                     f"longest side at most {PLACEMENT_SIDE} px)")
         self.path_edit = QLineEdit(self)
         self.browse = QToolButton(self)
         self.browse.setText("…")
@@ -190,6 +204,7 @@ class GifDialog(QDialog):
         form.addRow("Loop", loop_row)
         form.addRow(self.pingpong)
         form.addRow(self.captions)
+        form.addRow(self.in_photo)
         file_row = QHBoxLayout()
         file_row.addWidget(self.path_edit, 1)
         file_row.addWidget(self.browse)
@@ -203,9 +218,11 @@ class GifDialog(QDialog):
 
         self._restore()
         self.loop.currentIndexChanged.connect(self._sync_loop)
+        self.in_photo.toggled.connect(self._sync_size)
         self.source.currentIndexChanged.connect(self._source_changed)
         self.select_source(source or (settings.value("gif/source", "", type=str) if settings else "") or "steer")
         self._sync_loop()
+        self._sync_size()
 
     # -- settings ----------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -221,6 +238,7 @@ class GifDialog(QDialog):
         self.loop_count.setValue(value("loop_count", 3, int))
         self.pingpong.setChecked(value("pingpong", False, bool))
         self.captions.setChecked(value("captions", False, bool))
+        self.in_photo.setChecked(self.in_photo.isEnabled() and value("in_photo", False, bool))
         self.open_when_done.setChecked(value("open_folder", False, bool))
         self.segment_frames.setValue(value("segment_frames", 12, int))
         self.walk_frames.setValue(value("walk_frames", 24, int))
@@ -233,6 +251,7 @@ class GifDialog(QDialog):
         for key, val in (("size", self.size.value()), ("smooth", self.smooth.isChecked()), ("fps", self.fps.value()),
                          ("loop_mode", self.loop.currentData()), ("loop_count", self.loop_count.value()),
                          ("pingpong", self.pingpong.isChecked()), ("captions", self.captions.isChecked()),
+                         *((("in_photo", self.in_photo.isChecked()),) if self.in_photo.isEnabled() else ()),
                          ("open_folder", self.open_when_done.isChecked()), ("source", self.current_source()),
                          ("segment_frames", self.segment_frames.value()), ("walk_frames", self.walk_frames.value()),
                          ("max_alpha", self.max_alpha.value())):
@@ -270,6 +289,16 @@ class GifDialog(QDialog):
     def _sync_loop(self) -> None:
         self.loop_count.setVisible(self.loop.currentData() == -1)
 
+    def _sync_size(self) -> None:
+        """In the photo, the GIF has the photo's size: the size box does not apply."""
+        pasted = self.pasting()
+        self.size.setEnabled(not pasted)
+        self.size.setToolTip("The photo's own size (longest side at most "
+                             f"{PLACEMENT_SIDE} px)" if pasted else "Side of the square face in each frame")
+
+    def pasting(self) -> bool:
+        return self.in_photo.isEnabled() and self.in_photo.isChecked()
+
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save GIF", self.path_edit.text(), "GIF animations (*.gif)")
         if path:
@@ -299,7 +328,8 @@ class GifDialog(QDialog):
                           steer_targets=list(src.steer_targets), pins=list(src.pins),
                           frames_per_segment=self.segment_frames.value(), loop_path=self.loop_path.isChecked(),
                           state=src.state, attribute=self.walk_attribute.currentData(),
-                          max_alpha=self.max_alpha.value(), frames=self.walk_frames.value())
+                          max_alpha=self.max_alpha.value(), frames=self.walk_frames.value(),
+                          photo=src.photo if self.pasting() else None)
 
     # -- export ------------------------------------------------------------------------------
     def start_export(self) -> Task | None:

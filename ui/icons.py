@@ -13,6 +13,7 @@ NAMES = {
     "open": "fa5s.folder-open",
     "random": "fa5s.dice",
     "grid": "fa5s.th",
+    "mix": "fa5s.object-group",
     "undo": "fa5s.undo",
     "redo": "fa5s.redo",
     "before": "fa5s.adjust",

@@ -17,7 +17,7 @@ from core.canvas import Axis, LatentPlane, available_directions, axis_vector
 from core.directions import FitConfig
 from core.engine import Engine, Frame, Progress, SteerOutcome
 from core.export import GifOptions, save_gif
-from core.history import EditState, Keyframes
+from core.history import EditState, Keyframes, mix_state
 from core.latent import alpha_range, direction_walk
 from core.session import base_z, face_z  # noqa: F401 - shared with the CLI; re-exported
 from core.steering import SteerConfig
@@ -71,6 +71,12 @@ def random_faces(engine: Engine, seeds: list[int]) -> Iterator[Progress]:
         frames.append(engine.random_job(seed))
         yield Progress(step=len(frames), total=len(seeds), frame=frames[-1])
     return frames
+
+
+def mix_face(engine: Engine, a: EditState, b: EditState, t: float) -> FaceResult:
+    """The face `t` of the way from a's face to b's, drawn by the shared generator."""
+    state = mix_state(a, b, t, lambda s: face_z(engine, s))
+    return FaceResult(state, engine.render_job(state.z))
 
 
 # ---------------------------------------------------------------------------------------------

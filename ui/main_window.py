@@ -74,7 +74,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self._fit_task: Task | None = None
         self.fit_confirm = None  # the open "Fit latent directions?" question (a QMessageBox)
         self.shortcuts_dialog: ShortcutsDialog | None = None
-        self.face_grid = None  # the "Pick a face" dialog
+        self.face_grid = self.mix_dialog = None  # the "Pick a face" and "Mix two faces" dialogs
 
         self._play_timer = QTimer(self)
         self._play_timer.setInterval(round(1000 / PLAY_FPS))
@@ -215,6 +215,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.action_random = a("&Random face", "random", lambda: self.new_face(), "Space", tip="A new random face")
         self.action_pick = a("&Pick from random faces…", "grid", self.pick_random_face, "G",
                              tip="Choose a new face from a grid of random faces")
+        self.action_mix = a("&Mix two snapshots…", "mix", lambda: self.open_mix_dialog(),
+                            tip="Blend two snapshot faces and edit the blend")
         self.action_snapshot = a("Take &snapshot", "snapshot", self.take_snapshot, "Ctrl+B",
                                  tip="Keep this face in the snapshot strip")
         self.action_reset = a("Reset &strengths", "reset", self.reset_strengths, "Ctrl+R",
@@ -246,7 +248,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         file_menu.addAction(self.action_quit)
         edit_menu = menu.addMenu("&Edit")
         for action in (self.action_undo, self.action_redo, None, self.action_random, self.action_pick,
-                       self.action_reset, self.action_snapshot, None, self.action_cancel):
+                       self.action_reset, self.action_snapshot, self.action_mix, None, self.action_cancel):
             edit_menu.addSeparator() if action is None else edit_menu.addAction(action)
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.action_before)
@@ -307,6 +309,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         canvas.canvas.handle_released.connect(self._on_handle_released)
         self.snapshot_strip.restore_requested.connect(self.restore_snapshot)
         self.snapshot_strip.remove_requested.connect(self.remove_snapshot)
+        self.snapshot_strip.mix_requested.connect(self.open_mix_dialog)
         self.cancel_button.clicked.connect(self.cancel_jobs)
         self.bridge.long_changed.connect(self._on_long_changed)
         self.bridge.long_progress.connect(self._on_long_progress)
@@ -404,7 +407,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.action_play.setEnabled(self.keyframes.can_play)
         self.action_cancel.setEnabled(bool(self.bridge.long_tasks()))
         fitting = self._fitting()  # the one worker is busy for minutes: no edit that would wait behind it
-        for action in (self.action_random, self.action_pick):
+        for action in (self.action_random, self.action_pick, self.action_mix):
             action.setEnabled(not fitting)
         for action in (self.action_undo, self.action_redo, self.action_reset, self.action_play):
             action.setEnabled(action.isEnabled() and not fitting)  # each was just set from its own state

@@ -15,6 +15,7 @@ THUMB = 64
 class SnapshotStrip(QListWidget):
     restore_requested = Signal(int)
     remove_requested = Signal(int)
+    mix_requested = Signal(int)  # mix this snapshot with another
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -57,9 +58,13 @@ class SnapshotStrip(QListWidget):
             return
         menu = QMenu(self)
         restore = menu.addAction("Go back to this face")
+        mix = menu.addAction("Mix with another snapshot…")
+        mix.setEnabled(self.count() >= 2)
         remove = menu.addAction("Remove snapshot")
         chosen = menu.exec(self.mapToGlobal(pos))
         if chosen is restore:
             self.restore_requested.emit(self.row(item))
+        elif chosen is mix:
+            self.mix_requested.emit(self.row(item))
         elif chosen is remove:
             self.remove_requested.emit(self.row(item))
