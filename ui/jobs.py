@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core.canvas import Axis, LatentPlane, available_directions, axis_vector
+from core.align import PhotoPlacement
 from core.directions import FitConfig
 from core.engine import Engine, Frame, Progress, SteerOutcome
 from core.export import GifOptions, save_gif
@@ -142,6 +143,7 @@ class GifRequest:
     attribute: str | None = None
     max_alpha: float = 3.0
     frames: int = 24
+    photo: PhotoPlacement | None = None  # paste every frame into this photo (its own size, not options.size)
 
 
 def _probs_caption(engine: Engine, frame: Frame, names: list[str]) -> str:
@@ -173,5 +175,9 @@ def export_gif(engine: Engine, request: GifRequest) -> Iterator[Progress]:
     else:
         raise ValueError(f"unknown GIF source {request.source!r}")
     options = dataclasses.replace(request.options, captions=captions if request.captions else None)
+    images = [f.image for f in frames]
+    if request.photo is not None:
+        yield Progress(step=len(frames), total=len(frames), message="pasting the frames into the photo")
+        images, options.size = request.photo.paste(images), None
     yield Progress(step=len(frames), total=len(frames), message="writing the GIF")
-    return save_gif([f.image for f in frames], request.path, options)
+    return save_gif(images, request.path, options)
