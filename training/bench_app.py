@@ -7,7 +7,11 @@ On the CPU always, and on CUDA when present:
 - direction edit -> image (batch 1): z + α·d (conditioned on a locked attribute), G, the
   classifier readout and the uint8 conversion, i.e. what a slider move costs; p50/p95 ms;
 - classifier-gradient steering: steps/s at batch 1 and 16;
-- inversion: face crop of a 400-px photo + encoder + 100 refinement steps, seconds.
+- inversion: face crop of a 400-px photo + encoder + 100 refinement steps, seconds;
+- a photo as the window opens it (`Engine.invert_job`, the window's `InvertConfig`): preview (the
+  drop -> the first face shown: alignment + encoder), refine, tune and edit-ready (the drop -> the
+  face's own generator), seconds; and the memory each photo face
+  keeps: its generator change (fp16) and its photo for paste-back (`--photo` picks the photo).
 
 Threads: the engine's policy (`core.threads`: cores − 1, `$LATENT_STEER_THREADS`), or `--threads`.
 `--under-load` measures twice, quiet and then beside competitor processes it starts itself
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import statistics
 import subprocess
@@ -30,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.data import open_image
 from core.engine import MODELS_DIR, Engine
 from core.inversion import InvertConfig, crop_face, invert
 from core.steering import SteerConfig, steer
@@ -47,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="measure quiet, then beside CPU-bound competitor processes; print both side by side")
     p.add_argument("--load", choices=sorted(COMPETITORS), default="spin", help="what each competitor runs")
     p.add_argument("--load-procs", type=int, default=1, help="how many competitor processes (default 1)")
+    p.add_argument("--photo", default=None, help="photo for the photo stages (default: a generated 400-px one)")
     return p.parse_args(argv)
 
 
@@ -97,7 +104,39 @@ def _photo(engine: Engine) -> Image.Image:
     return Image.fromarray(canvas)
 
 
-def bench_device(models: str, device: str, repeats: int, steer_steps: int, threads: int | None = None) -> dict:
+def photo_stages(engine: Engine, photo: Image.Image) -> dict:
+    """The window's photo path, timed by stage from the drop (a warm-up run first)."""
+    from core.engine import Progress
+
+    config = InvertConfig()
+    warm_up = InvertConfig(steps=2, tune=dataclasses.replace(config.tune, steps=2))
+    run_inline(engine.invert_job, crop_face(photo), warm_up)
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def mark(item) -> None:
+        if isinstance(item, Progress) and item.frame is not None:
+            _sync(engine.device)
+            now = time.perf_counter() - t0
+            marks.setdefault("preview_s", now)
+            if item.step <= config.steps:
+                marks["refined_at"] = now
+
+    crop = crop_face(photo)
+    outcome = run_inline(engine.invert_job, crop, config, on_progress=mark)
+    _sync(engine.device)
+    ready = time.perf_counter() - t0
+    refined = marks.get("refined_at", marks["preview_s"])
+    out = {"preview_s": marks["preview_s"], "refine_s": refined - marks["preview_s"], "tune_s": ready - refined,
+           "ready_s": ready, "photo_face_found": crop.face is not None}
+    if outcome.delta is not None:
+        out["delta_bytes"] = outcome.delta.nbytes
+        out["photo_bytes"] = outcome.delta.photo.nbytes if outcome.delta.photo is not None else 0
+    return out
+
+
+def bench_device(models: str, device: str, repeats: int, steer_steps: int, threads: int | None = None,
+                 photo: Image.Image | None = None) -> dict:
     engine = Engine(models, device=device, start_worker=False, threads=threads)
     dev = engine.device
     out: dict = {"device": engine.device_name, "load_s": engine.load_time_s}
@@ -134,6 +173,7 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
         _sync(dev)
         out["invert_s"] = time.perf_counter() - t
         out["face_found"] = crop.face is not None
+        out.update(photo_stages(engine, photo or _photo(engine)))
     return out
 
 
@@ -153,7 +193,18 @@ def _fmt_row(r: dict) -> str:
 METRICS = [("edit→image p50", "edit_ms_p50", "ms", False), ("edit→image p95", "edit_ms_p95", "ms", False),
            ("steering b=1", "steer_steps_per_s_b1", "steps/s", True),
            ("steering b=16", "steer_steps_per_s_b16", "steps/s", True),
-           ("inversion (crop+E+100 steps)", "invert_s", "s", False)]
+           ("inversion (crop+E+100 steps)", "invert_s", "s", False),
+           ("photo: preview", "preview_s", "s", False), ("photo: refine", "refine_s", "s", False),
+           ("photo: tune", "tune_s", "s", False), ("photo: edit-ready", "ready_s", "s", False)]
+
+
+def _fmt_photo(r: dict) -> str:
+    if "ready_s" not in r:
+        return f"| {r['device']} | no encoder | | | | |"
+    memory = (f"{r['delta_bytes'] / 2**20:.2f} MB + photo {r['photo_bytes'] / 2**20:.2f} MB"
+              if "delta_bytes" in r else "no tuning")
+    return (f"| {r['device']} | {_num(r['preview_s'])} s | {_num(r['refine_s'])} s | {_num(r['tune_s'])} s | "
+            f"{_num(r['ready_s'])} s | {memory} |")
 
 
 def slowdown(quiet: dict, loaded: dict, key: str, higher_better: bool) -> float | None:
@@ -178,14 +229,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
+    photo = open_image(args.photo) if args.photo else None
+
     def run_all() -> list[dict]:
-        return [bench_device(args.models, d, args.repeats, args.steer_steps, args.threads) for d in devices]
+        return [bench_device(args.models, d, args.repeats, args.steer_steps, args.threads, photo) for d in devices]
 
     results = run_all()
     print("| device | load | edit→image p50 / p95 | steering b=1 | steering b=16 | inversion (crop+E+100 steps) |")
     print("|---|---|---|---|---|---|")
     for r in results:
         print(_fmt_row(r))
+    print()
+    print(f"photo: {args.photo or 'a generated 400-px one'}; seconds from the drop")
+    print("| device | preview (the first face shown; goal ≤ 0.3 s) | refine | tune | edit-ready (goal ≤ 5 s) "
+          "| memory per photo face |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(_fmt_photo(r))
     if not args.under_load:
         return results
     load = f"{args.load_procs} {args.load} competitor process{'es' if args.load_procs != 1 else ''}"
