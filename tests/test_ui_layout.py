@@ -35,3 +35,17 @@ def test_wide_canvas_panel_shows_the_labels_and_a_maximised_face_is_large(make_w
     qtbot.waitUntil(lambda: w.canvas_panel.width() >= 480, timeout=5_000)
     assert all(b.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextBesideIcon for b in w.canvas_panel.buttons())
     assert w.face_view.side() > 512
+
+
+def test_a_photo_face_keeps_its_own_generator_when_moved_on_the_canvas(make_window, qtbot):
+    from tests.test_paste_back import _photo_face
+
+    w = make_window()
+    face = _photo_face(w.engine)
+    w._apply(face)
+    settle(w, qtbot)
+    w.canvas_panel.canvas.handle_moved.emit(1.0, 0.5)
+    w.canvas_panel.canvas.handle_released.emit(1.0, 0.5)
+    settle(w, qtbot)
+    assert w.state is not face and w.state.label == "move on the canvas"
+    assert w.state.generator is face.generator  # drawn, pasted back and saved with the photo's generator

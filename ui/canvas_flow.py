@@ -79,7 +79,8 @@ class CanvasFlow:
         self._cancel_face_jobs()
         self.set_playing(False)
         self.canvas_panel.canvas.set_handle(u, v)
-        state = EditState(base=PlanePoint(cmap.plane, u, v), locked=self.state.locked, label="move on the canvas")
+        state = EditState(base=PlanePoint(cmap.plane, u, v), locked=self.state.locked, label="move on the canvas",
+                          generator=self.state.generator)  # a photo face keeps its own generator
         self._apply(state, merge="canvas", recentre=False)
 
     def _on_handle_released(self, u: float, v: float) -> None:
