@@ -51,6 +51,7 @@ class Progress:
     total: int
     frame: Frame | None = None
     message: str = ""
+    stage: str = ""  # the part of a multi-stage job ("encode", "refine", "tune" for a photo)
 
 
 @dataclass
@@ -255,9 +256,10 @@ class Engine:
                    ) -> Iterator[Progress | Notice]:
         """Photo -> aligned crop -> E -> refined z -> the face's own tuned G; a frame per step.
 
-        Progress counts both stages (refine, then tune: `config.tune.steps`, 0 = no tuning) in
-        one bar, each message naming its stage; the outcome's `delta` renders the face and keeps
-        the photo (longest side ≤ `core.align.PLACEMENT_SIDE`) and the face's place in it for paste-back.
+        Progress counts the stages in one bar: the encoder's guess (step 0, the first preview), refine
+        (steps 1…`config.steps`), tune (`config.tune.steps`, 0 = no tuning), each item naming its
+        `stage`. The outcome's `delta` renders the face and keeps the photo (longest side ≤
+        `core.align.PLACEMENT_SIDE`) and the face's place in it for paste-back.
         """
         if self.encoder is None:
             raise RuntimeError("no encoder is installed (resources/models/encoder.pt), so photos cannot be inverted")
@@ -268,10 +270,10 @@ class Engine:
             yield Notice(text)
         total = config.steps + config.tune.steps
         job = invert(self.generator, self.encoder, self.classifier, crop.image, config)
-        result = yield from _relay(job, lambda s: Progress(step=s.step, total=total,
-                                                           frame=Frame(z=s.z[0], image=to_uint8(s.image[0]),
-                                                                       probs=torch.empty(0)),
-                                                           message=f"refining: PSNR {s.psnr_db:.1f} dB"))
+        result = yield from _relay(job, lambda s: Progress(
+            step=s.step, total=total, frame=Frame(z=s.z[0], image=to_uint8(s.image[0]), probs=torch.empty(0)),
+            message=f"{'encoder' if s.step == 0 else 'refining'}: PSNR {s.psnr_db:.1f} dB",
+            stage="encode" if s.step == 0 else "refine"))
         delta = tuning = None
         if config.tune.steps:
             target = to_model_range(crop.image).unsqueeze(0)
@@ -279,7 +281,7 @@ class Engine:
             job = tune_generator(self.generator, self.classifier, result.z, target, config.tune, self.generator_hash,
                                  directions)
             tuning = yield from _relay(job, lambda s: Progress(
-                step=config.steps + s.step, total=total, message=f"tuning: PSNR {s.psnr_db:.1f} dB",
+                step=config.steps + s.step, total=total, message=f"tuning: PSNR {s.psnr_db:.1f} dB", stage="tune",
                 frame=Frame(z=result.z[0], image=to_uint8(s.image[0]), probs=torch.empty(0))))
             delta = tuning.delta
             if crop.photo is not None and crop.transform is not None:

@@ -167,7 +167,10 @@ class InvertResult:
 
 def invert(generator: nn.Module, encoder: nn.Module, classifier: nn.Module | None, target: torch.Tensor,
            config: InvertConfig | None = None) -> Iterator[InvertStep]:
-    """Generator job: z₀ = E(x), then `steps` of Adam on z; yields each step, returns `InvertResult`.
+    """Generator job: z₀ = E(x), then `steps` of Adam on z; returns `InvertResult`.
+
+    Yields the encoder's guess first (step 0, a preview before any optimisation; its `loss` is
+    not computed), then each step.
 
     `target` is a (3, 64, 64) uint8 face (from `crop_face`) or a (1, 3, 64, 64) float in [-1, 1].
     """
@@ -183,6 +186,7 @@ def invert(generator: nn.Module, encoder: nn.Module, classifier: nn.Module | Non
         target_maps = normalised_maps(classifier, x) if classifier is not None and config.w_feature > 0 else None
         image0 = generator(z0)
     psnr0 = float(psnr(image0, x)[0])
+    yield InvertStep(step=0, total=config.steps, z=z0.cpu(), image=image0.cpu(), loss=math.nan, psnr_db=psnr0)
     d = z0.shape[1]
 
     def loss_of(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -187,6 +187,23 @@ def test_inversion_refinement_improves_on_the_encoder(engine):
     assert outcome.frame.image.shape == (3, 64, 64)
 
 
+def test_inversion_shows_the_encoders_guess_before_refining(engine):
+    """The first frame is E(x) rendered (a preview before any optimisation step), then refine, then tune."""
+    from core.data import to_model_range
+    from core.tuning import TuneConfig
+
+    crop = engine.crop_job(_png_bytes(engine.render(engine.z_from_seed(4))[0].image, 64))
+    events: list = []
+    run_inline(engine.invert_job, crop, InvertConfig(steps=3, tune=TuneConfig(steps=2)), on_progress=events.append)
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [(e.stage, e.step) for e in progress] == [("encode", 0), ("refine", 1), ("refine", 2), ("refine", 3),
+                                                     ("tune", 4), ("tune", 5)]
+    with torch.no_grad():
+        z0 = engine.encoder(to_model_range(crop.image).unsqueeze(0))[0]
+    first = progress[0].frame
+    assert torch.allclose(first.z, z0) and torch.equal(first.image, engine.render(z0)[0].image)
+
+
 def _png_bytes(image: torch.Tensor, size: int) -> bytes:
     import io
 
