@@ -19,6 +19,10 @@ SLIDER_MAX_ALPHA = 3.0  # strength at a slider's end, in z units along a unit di
 # 0.86 / 0.96, Bald vs Young 0.79). Steering keeps the person with its identity term instead.
 HELD_ATTRIBUTES = ("Male", "Young")
 INSEPARABLE = 0.75
+# The path through the keyframe pins, as the window's Play shows it and as its GIF exports it (the
+# same frames: Play showed 36 and the GIF had 25): a second per segment at 12 fps, back to the first pin.
+PATH_FRAMES_PER_SEGMENT = 12
+PATH_LOOPS = True
 
 
 @dataclass(frozen=True)

@@ -70,12 +70,30 @@ def test_gif_of_the_keyframe_path_with_pingpong(make_window, qtbot, tmp_path):
     dialog = w.gif_dialog
     assert dialog.current_source() == "path"
     dialog.segment_frames.setValue(6)
+    dialog.loop_path.setChecked(False)
     dialog.size.setValue(64)
     dialog.pingpong.setChecked(True)
     dialog.loop.setCurrentIndex(dialog.loop.findData(1))  # play once
     n, size, info = read_gif(export(dialog, qtbot, tmp_path / "path.gif"))
     assert n == 7 + 5 and size == (64, 64)  # 7 frames forwards, 5 back (ends not repeated)
     assert "loop" not in info  # "play once" writes no loop block
+
+
+def test_the_path_gif_has_the_frames_play_shows(make_window, qtbot, tmp_path):
+    w = make_window()
+    w.add_pin()
+    w.canvas_panel.canvas.handle_moved.emit(1.5, -1.0)
+    w.canvas_panel.canvas.handle_released.emit(1.5, -1.0)
+    settle(w, qtbot)
+    w.add_pin()
+    w.set_playing(True)
+    qtbot.waitUntil(lambda: len(w._play_frames) > 0, timeout=30_000)
+    shown = len(w._play_frames)
+    w.set_playing(False)
+    dialog = w.open_gif_dialog("path")
+    n, _size, info = read_gif(export(dialog, qtbot, tmp_path / "as-played.gif"))
+    assert n == shown == 24  # 2 pins, back to the first: 2 segments of 12 (it used to be 13 vs 24)
+    assert abs(info.get("duration") - 1000 / 12) <= 10  # at Play's speed (GIF delays are whole 1/100 s)
 
 
 def test_gif_of_a_walk_along_a_direction(make_window, qtbot, tmp_path):

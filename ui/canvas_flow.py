@@ -14,13 +14,14 @@ from PySide6.QtWidgets import QFileDialog
 from core.engine import Frame
 from core.export import save_png
 from core.history import EditState, PlanePoint
+from core.policy import PATH_FRAMES_PER_SEGMENT, PATH_LOOPS
 from ui.bridge import Task
 from ui.gif_dialog import GifDialog, GifSources
 from ui.images import to_qimage
 from ui.jobs import CanvasMap, canvas_map, keyframe_frames
 from ui.mix_dialog import MixDialog
 
-PLAY_FPS = 12
+PLAY_FPS = PATH_FRAMES_PER_SEGMENT  # one second per segment of the path
 MAP_DELAY_MS = 250  # the canvas map is re-rendered once the face has settled this long
 
 
@@ -130,7 +131,7 @@ class CanvasFlow:
             return
         if self._playing():
             return
-        task = self.bridge.submit(keyframe_frames, self.engine, [k.state for k in self.keyframes], PLAY_FPS, True,
+        task = self.bridge.submit(keyframe_frames, self.engine, [k.state for k in self.keyframes], PATH_FRAMES_PER_SEGMENT, PATH_LOOPS,
                                   name="render path", long=True)
         task.succeeded.connect(lambda frames, t=task: self._on_path_frames(t, frames))
         task.failed.connect(lambda exc: (self.set_playing(False), self.show_message(f"The path could not be "

@@ -18,6 +18,7 @@ from core.align import PLACEMENT_SIDE, PhotoPlacement
 from core.engine import Engine, Progress
 from core.export import MAX_FPS, MAX_GIF_SIZE, MIN_FPS, MIN_GIF_SIZE, GifOptions
 from core.history import EditState
+from core.policy import PATH_FRAMES_PER_SEGMENT, PATH_LOOPS
 from ui.attribute_panel import display_name
 from ui.bridge import Bridge, Task
 from ui.jobs import GifRequest, export_gif
@@ -233,14 +234,15 @@ class GifDialog(QDialog):
 
         self.size.setValue(value("size", 256, int))
         self.smooth.setChecked(value("smooth", True, bool))
-        self.fps.setValue(value("fps", 12, int))
+        self.fps.setValue(value("fps", PATH_FRAMES_PER_SEGMENT, int))
         self.loop.setCurrentIndex(max(0, self.loop.findData(value("loop_mode", 0, int))))
         self.loop_count.setValue(value("loop_count", 3, int))
         self.pingpong.setChecked(value("pingpong", False, bool))
         self.captions.setChecked(value("captions", False, bool))
         self.in_photo.setChecked(self.in_photo.isEnabled() and value("in_photo", False, bool))
         self.open_when_done.setChecked(value("open_folder", False, bool))
-        self.segment_frames.setValue(value("segment_frames", 12, int))
+        self.segment_frames.setValue(value("segment_frames", PATH_FRAMES_PER_SEGMENT, int))
+        self.loop_path.setChecked(value("loop_path", PATH_LOOPS, bool))  # the path as Play shows it
         self.walk_frames.setValue(value("walk_frames", 24, int))
         self.max_alpha.setValue(value("max_alpha", 3.0, float))
 
@@ -253,7 +255,7 @@ class GifDialog(QDialog):
                          ("pingpong", self.pingpong.isChecked()), ("captions", self.captions.isChecked()),
                          *((("in_photo", self.in_photo.isChecked()),) if self.in_photo.isEnabled() else ()),
                          ("open_folder", self.open_when_done.isChecked()), ("source", self.current_source()),
-                         ("segment_frames", self.segment_frames.value()), ("walk_frames", self.walk_frames.value()),
+                         ("segment_frames", self.segment_frames.value()), ("loop_path", self.loop_path.isChecked()), ("walk_frames", self.walk_frames.value()),
                          ("max_alpha", self.max_alpha.value())):
             s.setValue(f"gif/{key}", val)
         if self.result_path is not None:
