@@ -10,7 +10,7 @@
     python main.py walk --seed 3 --direction Blond_Hair --out blond.gif
     python main.py directions               fit and cache the latent directions
     python main.py bench [--under-load]     interactive speed (quiet, and beside a CPU-bound competitor)
-    python main.py eval | eval-control | info FILE
+    python main.py eval | eval-control | eval-photo-edits | info FILE
     python main.py train-gan|train-classifier|train-encoder|bench-gan ...   (see training/)
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ TRAINING = {
     "bench-gan": "training.bench_gan",
     "eval": "training.evaluate",
     "eval-control": "training.eval_control",
+    "eval-photo-edits": "training.eval_photo_edits",
     "bench": "training.bench_app",
 }
 
@@ -117,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to-seed", type=_int_in(0, MAX_SEED), action="append", default=[],
                    help="next keyframe (repeatable)")
     p.add_argument("--direction", default=None, metavar="ATTR")
-    p.add_argument("--max-alpha", type=float, default=6.0)
+    p.add_argument("--max-alpha", type=float, default=None,
+                   help="the walk's reach along the direction (default: a slider's end in the window, 3)")
     p.add_argument("--frames", type=_int_in(2, MAX_FRAMES), default=24,
                    help="frames per segment (keyframes) or in all (direction)")
     p.add_argument("--loop", action="store_true", help="return to the first keyframe")
@@ -341,6 +343,10 @@ def cmd_walk(args: argparse.Namespace) -> int:
     engine = _engine(args)
     z = engine.z_from_seed(args.seed)[0]
     if args.direction:
+        from core.policy import SLIDER_MAX_ALPHA
+
+        if args.max_alpha is None:
+            args.max_alpha = SLIDER_MAX_ALPHA  # the window's slider range: one policy for both
         _check_alpha("--max-alpha", args.max_alpha, engine.z_dim)
         d = engine.require_directions().vectors[engine.attribute_index(args.direction)]
         path_z = direction_walk(z, d, alpha_range(args.max_alpha, args.frames, pingpong=args.loop))
