@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
+from PIL import Image
 
 from core.align import PhotoPlacement
 from core.checkpoint import CheckpointError, load_checkpoint, state_hash
@@ -249,8 +250,14 @@ class Engine:
         result = yield from _relay(job, to_progress)
         return SteerOutcome(frames=frames, result=result)
 
-    def crop_job(self, source: str | os.PathLike | bytes) -> FaceCrop:
-        return crop_face(open_image(source))
+    def crop_job(self, source: str | os.PathLike | bytes | Image.Image) -> FaceCrop:
+        return crop_face(source if isinstance(source, Image.Image) else open_image(source))
+
+    @torch.no_grad()
+    def read(self, image: torch.Tensor) -> torch.Tensor:
+        """The classifier's probabilities (A,) for one (3, 64, 64) uint8 face, e.g. a photo's aligned crop."""
+        x = to_model_range(image).unsqueeze(0).to(self.device)
+        return torch.sigmoid(self.classifier(x).float())[0].cpu()
 
     def invert_job(self, source: str | os.PathLike | bytes | FaceCrop, config: InvertConfig | None = None
                    ) -> Iterator[Progress | Notice]:

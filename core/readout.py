@@ -29,6 +29,15 @@ def identity_words(distance: float | None) -> str:
     return "May no longer look like the same person."
 
 
+def likeness_words(distance: float | None) -> str:
+    """A sentence for the identity distance between a photo's aligned crop and its editable face."""
+    if distance is None:
+        return ""
+    if distance < SAME_PERSON:
+        return "Looks like the same person."
+    return "Resemblance is weak: face recognition does not match the result to the photo."
+
+
 def describe(changes: list[tuple[str, float]], display=lambda name: name.replace("_", " ")) -> str:
     if not changes:
         return "Nothing else changed noticeably."

@@ -1,18 +1,29 @@
-"""Photos into the window: drag & drop (files or picture data) and File → Open, the face crop, live
-inversion frames, and every kind of bad input answered by a message with nothing lost."""
+"""Photos into the window: drag & drop (files or picture data) and File → Open, photo | aligned crop |
+result side by side (at the smallest window too), Before showing the crop, progress by stage in plain
+words with the first guess as the first preview, Cancel keeping the previous face, the likeness line,
+and every kind of bad input answered by a message with nothing lost."""
 from __future__ import annotations
 
+import re
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, QSize, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 
 from conftest import shared_data
+from core.data import to_model_range
+from core.engine import Progress
+from ui.images import to_pixmap, to_qimage
+from ui.photo_panel import THUMB
+
+LIKENESS_WEAK = "Resemblance is weak: face recognition does not match the result to the photo."
 
 
 def drop(window, mime: QMimeData) -> bool:
@@ -52,10 +63,12 @@ def test_drop_a_real_photo_gives_an_editable_face(make_window, qtbot):
     w = make_window()
     before = w.frame
     assert drop(w, files(photo))
-    qtbot.waitUntil(lambda: w.crop_view.pixmap() is not None and not w.crop_view.pixmap().isNull(), timeout=20_000)
+    crop_view = w.photo_panel.crop_view
+    qtbot.waitUntil(lambda: crop_view.pixmap() is not None and not crop_view.pixmap().isNull(), timeout=20_000)
     settle(w, qtbot)
     assert w.live_frames >= 1  # live refinement frames were shown
-    assert w.state.label == f"photo {photo.name}" and "PSNR" in w.photo_text.text()
+    assert w.state.label == f"photo {photo.name}"
+    assert w.photo_panel.text() in ("Looks like the same person.", LIKENESS_WEAK)
     assert w.message() == ""
     assert not torch.equal(w.frame.z, before.z)
     assert w.start_frame is w.frame  # the photo's face is the new "before"
@@ -69,6 +82,13 @@ def test_drop_a_real_photo_gives_an_editable_face(make_window, qtbot):
     assert torch.equal(w.frame.z, inverted.z)
 
 
+def use_centre_crop(w, qtbot, path: Path) -> None:
+    """Drop a test-made picture without a face and take the window's offer to use its centre."""
+    assert drop(w, files(no_face_image(path)))
+    qtbot.waitUntil(lambda: w.message_bar.action.text() == "Use centre crop", timeout=20_000)
+    qtbot.mouseClick(w.message_bar.action, Qt.MouseButton.LeftButton)
+
+
 def test_test_made_image_without_a_face_asks_then_inverts_the_centre(make_window, qtbot, tmp_path):
     w = make_window()
     before_z, entries = w.frame.z, len(w.history)
@@ -76,7 +96,8 @@ def test_test_made_image_without_a_face_asks_then_inverts_the_centre(make_window
     qtbot.waitUntil(lambda: "No face was found" in w.message(), timeout=20_000)
     settle(w, qtbot)
     assert torch.equal(w.frame.z, before_z) and len(w.history) == entries  # nothing changed yet
-    assert w.crop_view.pixmap() is not None and not w.crop_view.pixmap().isNull()  # the crop is shown
+    crop = w.photo_panel.crop_view.pixmap()
+    assert crop is not None and not crop.isNull()  # the crop is shown
     assert w.message_bar.action.text() == "Use centre crop"
     qtbot.mouseClick(w.message_bar.action, Qt.MouseButton.LeftButton)
     settle(w, qtbot)
@@ -87,12 +108,10 @@ def test_test_made_image_without_a_face_asks_then_inverts_the_centre(make_window
 def test_photo_keeps_its_own_generator_through_edits_and_undo(make_window, qtbot, tmp_path):
     """The inverted photo is drawn by its tuned generator, and so are its slider edits and undo."""
     w = make_window()
-    assert drop(w, files(no_face_image(tmp_path / "gradient.png")))
-    qtbot.waitUntil(lambda: w.message_bar.action.text() == "Use centre crop", timeout=20_000)
-    qtbot.mouseClick(w.message_bar.action, Qt.MouseButton.LeftButton)
+    use_centre_crop(w, qtbot, tmp_path / "gradient.png")
     settle(w, qtbot)
     delta, inverted = w.state.generator, w.frame
-    assert delta is not None and "its own generator" in w.photo_text.text()
+    assert delta is not None
     assert torch.equal(inverted.image, w.engine.render(inverted.z, delta)[0].image)
     w.attribute_panel.rows["Smiling"].slider.setValue(60)
     settle(w, qtbot)
@@ -176,3 +195,213 @@ def test_no_encoder_means_a_message_not_a_crash(make_window, qtbot, tmp_path, ti
     w = make_window(models=models)
     w.open_photo(no_face_image(tmp_path / "x.png"))
     assert "no encoder" in w.message()
+
+
+# --------------------------------------------------------------------------- photo | aligned | result
+
+JARGON = re.compile(r"PSNR|\bdB\b|encoder|classifier|inversion|\bz\b", re.IGNORECASE)
+
+
+def a_real_photo() -> Path:
+    return sorted(p for p in shared_data("photos").iterdir() if p.name.startswith("utkface"))[0]
+
+
+def record(widget, method: str) -> list[str]:
+    """Every text `widget.method(text)` is given from now on (the call still goes through)."""
+    texts: list[str] = []
+    real = getattr(widget, method)
+
+    def spy(text: str) -> None:
+        texts.append(text)
+        real(text)
+
+    setattr(widget, method, spy)
+    return texts
+
+
+def slow_inversion(w, monkeypatch, pause: float = 0.03) -> None:
+    """The inversion in step with the window: each item waits (up to 1 s) until the window has taken
+    it, then `pause` s more, so no stage is skipped and a test can act in a chosen one."""
+    real = w.engine.invert_job
+
+    def in_step(*args, **kwargs):
+        job = real(*args, **kwargs)
+        while True:
+            try:
+                item = next(job)
+            except StopIteration as stop:
+                return stop.value
+            yield item
+            deadline = time.monotonic() + 1.0
+            while (isinstance(item, Progress) and time.monotonic() < deadline
+                   and getattr(w._face_task, "last_progress", None) is not item):
+                time.sleep(0.002)
+            time.sleep(pause)
+
+    monkeypatch.setattr(w.engine, "invert_job", in_step)
+
+
+def rect_in(window, widget) -> QRect:
+    return QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
+
+
+def shows(label) -> bool:
+    return label.pixmap() is not None and not label.pixmap().isNull()
+
+
+def test_photo_crop_and_result_side_by_side_fit_the_smallest_window(make_window, qtbot):
+    w = make_window()
+    assert not w.photo_panel.isVisible()  # a seed face has no photo
+    assert drop(w, files(a_real_photo()))
+    settle(w, qtbot)
+    panel = w.photo_panel
+    assert panel.isVisible() and all(shows(v) for v in (panel.photo_view, panel.crop_view, panel.result_view))
+    assert w.current_photo().found.thumbnail.shape[:2] != (64, 64)  # the whole photo, not the crop again
+    assert panel.result_view.pixmap().toImage() == to_pixmap(w.frame.image, THUMB, smooth=True).toImage()
+
+    w.resize(1024, 640)  # the smallest window, with the longest line the panel says
+    panel.set_text(LIKENESS_WEAK)
+    qtbot.waitUntil(lambda: w.size() == QSize(1024, 640) and w.face_view.height() >= 256, timeout=5_000)
+    QApplication.processEvents()
+    column, face = rect_in(w, w.face_view.parentWidget()), rect_in(w, w.face_view)
+    assert w.rect().contains(column) and face.width() >= 256 and face.height() >= 256
+    captions = [c for c in panel.findChildren(QLabel) if c.text() in ("Photo", "Aligned", "Result")]
+    assert len(captions) == 3
+    for part in (panel.photo_view, panel.crop_view, panel.result_view, panel.status, *captions):
+        r = rect_in(w, part)
+        assert part.isVisible() and column.contains(r) and not r.intersects(face), part
+        assert r.height() >= part.minimumSizeHint().height(), part
+    for view in (panel.photo_view, panel.crop_view, panel.result_view):
+        assert view.size() == QSize(THUMB, THUMB)
+    assert panel.status.height() >= panel.status.heightForWidth(panel.status.width())  # no line cut off
+
+    w.new_face(3)  # a seed face: no panel; undo back to the photo's face: the panel again
+    settle(w, qtbot)
+    assert not panel.isVisible()
+    w.undo()
+    settle(w, qtbot)
+    assert panel.isVisible() and w.state.label.startswith("photo ")
+
+
+def test_before_shows_the_aligned_crop_of_a_photo(make_window, qtbot):
+    w = make_window()
+    assert drop(w, files(a_real_photo()))
+    settle(w, qtbot)
+    crop, result = w.current_photo().found.crop, w.frame
+    w.attribute_panel.rows["Smiling"].slider.setValue(60)
+    settle(w, qtbot)
+    w.action_before.setChecked(True)
+    assert w.face_view.image() == to_qimage(crop.image)  # the photo's crop, not its inversion
+    assert w.face_view.image() != to_qimage(result.image)
+    assert w.face_view.badge() == "Before: the photo"
+    shown = [w.attribute_panel.probability(n) for n in w.engine.attributes]  # the crop's own reading
+    assert shown == pytest.approx(w.engine.read(crop.image).tolist(), abs=1e-3)
+    w.action_before.setChecked(False)
+    assert w.face_view.image() == to_qimage(w.frame.image) and w.face_view.badge() == ""
+    w.new_face(2)  # a seed face's "before" is its own start
+    settle(w, qtbot)
+    w.action_before.setChecked(True)
+    assert w.face_view.image() == to_qimage(w.start_frame.image) and w.face_view.badge() == "Before"
+
+
+def test_progress_in_plain_words_with_a_preview_from_the_first_guess(make_window, qtbot, monkeypatch):
+    w = make_window()
+    slow_inversion(w, monkeypatch)
+    texts, badges = record(w.photo_panel, "set_text"), record(w.face_view, "set_badge")
+    frames: list = []
+    monkeypatch.setattr(w.face_view, "set_image", lambda image, real=w.face_view.set_image: (frames.append(image),
+                                                                                           real(image)))
+    assert drop(w, files(a_real_photo()))
+    settle(w, qtbot)
+    steps, tune = w.invert_config.steps, w.invert_config.tune.steps
+    texts = [t for t in texts if t]  # (clearing the panel sets "")
+    assert texts[:2] == ["Finding and aligning the face…", "First guess…"]
+    assert texts[2] == "First guess shown; refining…"  # the first picture is the first guess, before refining
+    with torch.no_grad():
+        guess = w.engine.encoder(to_model_range(w.current_photo().found.crop.image).unsqueeze(0))
+    assert torch.equal(frames[0], w.engine.render(guess)[0].image)
+    assert [f"Refining {k}/{steps}" for k in range(1, steps + 1)] == [t for t in texts if t.startswith("Refining")]
+    assert f"Tuning to the photo {tune}/{tune}" in texts
+    assert texts[-1] in ("Looks like the same person.", LIKENESS_WEAK)
+    shown = texts + badges + [w.message(), w.status_text.text(), w.job_time.text(), w.photo_panel.text()]
+    assert not [t for t in shown if JARGON.search(t)]
+    tips = [v.toolTip() for v in (w.photo_panel.photo_view, w.photo_panel.crop_view, w.photo_panel.result_view)]
+    assert not [t for t in tips if JARGON.search(t)]
+
+
+@pytest.mark.parametrize("stage", ["Refining", "Tuning to the photo"])
+def test_cancel_keeps_the_previous_face(make_window, qtbot, monkeypatch, stage):
+    w = make_window()
+    slow_inversion(w, monkeypatch)
+    before_state, before_frame, entries = w.state, w.frame, len(w.history)
+    assert drop(w, files(a_real_photo()))
+    qtbot.waitUntil(lambda: w.photo_panel.text().startswith(stage), timeout=20_000)
+    w.cancel_jobs()  # Esc
+    settle(w, qtbot)
+    assert w.state is before_state and w.frame is before_frame and len(w.history) == entries
+    assert w.face_view.image() == to_qimage(before_frame.image) and w.current_photo() is None
+    assert w.photo_panel.isVisible() and w.photo_panel.text() == "Cancelled; the previous face stays."
+    assert not shows(w.photo_panel.result_view)  # no result from the cancelled photo
+
+
+def test_cancel_during_refine_keeps_the_previous_photo_face(make_window, qtbot, monkeypatch, tmp_path):
+    w = make_window()
+    assert drop(w, files(a_real_photo()))
+    settle(w, qtbot)
+    photo, state, frame = w.current_photo(), w.state, w.frame
+    slow_inversion(w, monkeypatch)
+    use_centre_crop(w, qtbot, tmp_path / "gradient.png")
+    qtbot.waitUntil(lambda: w.photo_panel.text().startswith("Refining"), timeout=20_000)
+    w.cancel_button.click()
+    settle(w, qtbot)
+    assert w.state is state and w.frame is frame and w.current_photo() is photo
+    assert w.photo_panel.text() == "Cancelled; this face stays as it was."
+    assert w.photo_panel.crop_view.pixmap().toImage() == to_pixmap(photo.found.crop.image, THUMB,
+                                                                   smooth=True).toImage()
+    w.action_before.setChecked(True)
+    assert w.face_view.image() == to_qimage(photo.found.crop.image)
+
+
+@pytest.mark.parametrize("distance, words", [(0.31, "Looks like the same person."), (0.74, LIKENESS_WEAK),
+                                             (None, "Ready to edit.")])
+def test_likeness_in_plain_words_measured_on_the_worker(make_window, qtbot, monkeypatch, tmp_path, distance, words):
+    import ui.photo_flow
+
+    calls: list = []
+
+    def measure(a, b):
+        calls.append((a, b, threading.current_thread() is threading.main_thread()))
+        return distance
+
+    monkeypatch.setattr(ui.photo_flow, "identity_distance", measure)
+    w = make_window()
+    use_centre_crop(w, qtbot, tmp_path / "gradient.png")
+    settle(w, qtbot)
+    (crop, result, on_gui), = calls
+    assert torch.equal(crop, w.current_photo().found.crop.image) and torch.equal(result, w.frame.image) and not on_gui
+    assert w.photo_panel.text() == words
+
+
+def test_likeness_by_the_real_metric(make_window, qtbot):
+    from core import identity
+
+    if not identity.available():
+        pytest.skip("dlib is not installed")
+    w = make_window()
+    assert drop(w, files(a_real_photo()))
+    settle(w, qtbot)
+    distance = identity.IdentityMetric().distance(w.current_photo().found.crop.image.unsqueeze(0),
+                                                  w.frame.image.unsqueeze(0))[0]
+    assert w.photo_panel.text() == ("Looks like the same person." if distance < identity.SAME_PERSON
+                                    else LIKENESS_WEAK)
+
+
+def test_steering_a_photo_face_keeps_its_generator_and_panel(make_window, qtbot, tmp_path):
+    w = make_window()
+    use_centre_crop(w, qtbot, tmp_path / "gradient.png")
+    settle(w, qtbot)
+    delta = w.state.generator
+    w.steer("Smiling", 1)
+    settle(w, qtbot)
+    assert w.state.generator is delta and w.photo_panel.isVisible()
+    assert torch.equal(w.frame.image, w.engine.render(w.frame.z, delta)[0].image)

@@ -85,6 +85,7 @@ class EditFlow:
         if state is self._start_state:
             self.start_frame = frame
         self._display_current()
+        self._sync_photo_panel()
         self._update_actions()
         self._update_readout()
         if self._reach_check is not None and not self.bridge.has_pending("face"):
@@ -118,7 +119,10 @@ class EditFlow:
         """Show the current face (or the "before" face); a live job or the player keeps the view."""
         if self._previewing():
             return
-        if self.action_before.isChecked() and self.start_frame is not None:
+        photo = self.current_photo()
+        if self.action_before.isChecked() and photo is not None:
+            shown, badge = photo.before, "Before: the photo"  # the aligned crop itself, not its inversion
+        elif self.action_before.isChecked() and self.start_frame is not None:
             shown, badge = self.start_frame, "Before"
         else:
             shown, badge = self.frame, ""
@@ -149,7 +153,7 @@ class EditFlow:
         locked = self.state.locked if self.state is not None else frozenset()
         state = EditState(base=SeedPoint(seed), locked=locked, label=f"seed {seed}", seed=seed)
         self._start_new_face(state)
-        self.photo_box.setVisible(False)
+        self._sync_photo_panel()
         self._apply(state)
 
     def pick_random_face(self) -> FaceGridDialog:
@@ -291,7 +295,7 @@ class EditFlow:
         first, final = outcome.frames[0], outcome.frames[-1]
         self.last_steer, self.last_steer_targets = outcome, [name]
         index = self.engine.attribute_index(name)
-        state = EditState(base=final.z, locked=origin.locked, label=label, z=final.z)
+        state = EditState(base=final.z, locked=origin.locked, label=label, z=final.z, generator=origin.generator)
         self._apply(state, frame=final)
         steps = len(outcome.frames) - 1
         self.status_text.setText(f"{label}: {display_name(name)} {first.probs.tolist()[index]:.2f} → "

@@ -13,12 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+from PIL import Image
+
+from core.align import CROP, PhotoPlacement, apply_affine, invert_affine
 from core.canvas import Axis, LatentPlane, available_directions, axis_vector
-from core.align import PhotoPlacement
+from core.data import open_image
 from core.directions import FitConfig
-from core.engine import Engine, Frame, Progress, SteerOutcome
+from core.engine import Engine, Frame, InvertOutcome, Progress, SteerOutcome
 from core.export import GifOptions, save_gif
 from core.history import EditState, Keyframes, mix_state
+from core.inversion import FaceCrop, InvertConfig
 from core.latent import alpha_range, direction_walk
 from core.session import base_z, face_z  # noqa: F401 - shared with the CLI; re-exported
 from core.steering import SteerConfig
@@ -122,6 +127,42 @@ def keyframe_frames(engine: Engine, pins: list[EditState], frames_per_segment: i
     own = {id(s.generator) for s in pins}  # pins of one photo: its own G; mixed faces: the shared G
     frames = yield from engine.render_path_job(path, pins[0].generator if pins and len(own) == 1 else None)
     return frames
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos
+
+
+@dataclass
+class FoundFace:
+    """A photo's face as the window shows it: the aligned crop, and the photo, small, with the crop outlined."""
+
+    crop: FaceCrop
+    thumbnail: np.ndarray  # (h, w, 3) uint8: the photo, longest side at most `side`
+    outline: list[tuple[float, float]]  # the crop's corners on the thumbnail, clockwise from its top-left
+
+
+def find_face(engine: Engine, source: str | bytes, side: int) -> FoundFace:
+    """Open the photo once: its aligned face (`Engine.crop_job`) and a thumbnail of the whole photo."""
+    photo = open_image(source)
+    crop = engine.crop_job(photo)
+    thumb = photo.copy()
+    thumb.thumbnail((side, side), Image.Resampling.LANCZOS)
+    corners = apply_affine(invert_affine(crop.transform), np.array([[0, 0], [CROP, 0], [CROP, CROP], [0, CROP]]))
+    scale = np.array([thumb.width / photo.width, thumb.height / photo.height])
+    return FoundFace(crop, np.asarray(thumb.convert("RGB")), [tuple(p) for p in (corners * scale).tolist()])
+
+
+@dataclass
+class PhotoInversion:
+    outcome: InvertOutcome
+    crop_probs: Any  # (A,) the classifier's reading of the aligned crop itself (what "Before" shows)
+
+
+def invert_photo(engine: Engine, crop: FaceCrop, config: InvertConfig) -> Iterator[Progress]:
+    """The crop -> its editable face (`Engine.invert_job`, stage by stage), and the crop's own reading."""
+    outcome = yield from engine.invert_job(crop, config)
+    return PhotoInversion(outcome, engine.read(crop.image))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from ui.jobs import CanvasMap
 from ui.latent_canvas import CanvasPanel
 from ui.message_bar import MessageBar
 from ui.photo_flow import PhotoFlow
+from ui.photo_panel import PhotoPanel
 from ui.snapshot_strip import SnapshotStrip
 from ui.theme import theme_actions
 
@@ -130,18 +131,9 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.readout.setWordWrap(True)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         fc.addWidget(self.readout)
-        self.photo_box = QWidget(face_col)
-        pb = QHBoxLayout(self.photo_box)
-        pb.setContentsMargins(0, 0, 0, 0)
-        self.crop_view = QLabel(self.photo_box)
-        self.crop_view.setFixedSize(96, 96)
-        self.crop_view.setToolTip("The face crop found in the photo (what the encoder sees)")
-        self.photo_text = QLabel(self.photo_box)
-        self.photo_text.setWordWrap(True)
-        pb.addWidget(self.crop_view)
-        pb.addWidget(self.photo_text, 1)
-        self.photo_box.setVisible(False)
-        fc.addWidget(self.photo_box)
+        self.photo_panel = PhotoPanel(face_col)  # photo | aligned crop | result, for a face from a photo
+        self.photo_panel.setVisible(False)
+        fc.addWidget(self.photo_panel)
         face_col.setMinimumWidth(280)
 
         self.attribute_panel = AttributePanel(self.engine.attributes, self.icons, central)

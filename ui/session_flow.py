@@ -105,7 +105,8 @@ def apply_session(window, session: Session) -> None:
     window.canvas_panel.set_pin_count(len(session.keyframes))
     start = session.start or session.current
     window._start_state, window.start_frame = start, None
-    window.photo_box.setVisible(False)
+    window.photo_faces = ()  # a session keeps a photo's generator, not its crop: no photo panel
+    window._sync_photo_panel()
     if start is not session.current:  # the "before" face is rendered on its own
         def on_start(result) -> None:
             if window._start_state is result.state:
