@@ -19,7 +19,7 @@ from torch import nn
 from core.data import IMAGE_SIZE, NORMALISATION
 from core.export import save_tensor_atomic
 from core.model_hash import state_hash  # noqa: F401 (part of this module's interface)
-from core.models import MODEL_KINDS, config_from_dict
+from core.models import MODEL_KINDS, config_from_dict, model_classes
 
 FORMAT_VERSION = 1
 # Kinds without a network of their own (e.g. fitted latent directions) are still checkpoints.
@@ -161,8 +161,8 @@ def load_checkpoint(
         if bad is not None:
             raise CheckpointError(f"{path}: {bad} holds NaN or infinite values (a damaged file)")
     if found in MODEL_KINDS:
-        cls, cfg_cls = MODEL_KINDS[found]
         try:
+            cls, cfg_cls = model_classes(found, config)
             cfg = config_from_dict(cfg_cls, config)
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: invalid {found} config ({exc})") from None

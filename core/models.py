@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -111,6 +112,196 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.to_rgb(self.body(self.stem(z)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Style-based generator (StyleGAN2-like): mapping network z -> w, modulated convolutions
+
+
+@dataclass
+class StyleGeneratorConfig:
+    arch: str = "style"  # tells a generator checkpoint which class to rebuild (absent = DCGAN)
+    z_dim: int = 128
+    w_dim: int = 128
+    mapping_layers: int = 4
+    width: int = 32  # channels at the output resolution; doubles per halving, up to max_channels
+    max_channels: int = 256
+    convs_per_block: int = 2  # modulated 3×3 convs per resolution above 4×4 (the first upsamples)
+    noise: bool = True  # per-pixel noise inputs (random in training, the stored maps in eval mode)
+    truncation: float = 1.0  # ψ applied by forward: w_avg + ψ (w − w_avg)
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check_choice(self, "arch", ("style",))
+        _check_range(self, "z_dim", 2, 1024)
+        _check_range(self, "w_dim", 2, 1024)
+        _check_range(self, "mapping_layers", 1, 8)
+        _check_range(self, "width", 4, 256)
+        _check_range(self, "max_channels", self.width if isinstance(self.width, int) else 4, 1024)
+        _check_range(self, "convs_per_block", 1, 2)
+        if not isinstance(self.noise, bool):
+            raise ValueError(f"StyleGeneratorConfig.noise must be true or false, got {self.noise!r}")
+        t = self.truncation
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0.0 <= t <= 1.0:
+            raise ValueError(f"StyleGeneratorConfig.truncation must be in [0, 1], got {t!r}")
+        _check_image_size(self)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate: N(0, 1) weights scaled at run time (StyleGAN).
+
+    `lr_mul` slows a layer down under Adam (0.01 for the mapping network, as in StyleGAN).
+    """
+
+    def __init__(self, c_in: int, c_out: int, bias_init: float = 0.0, lr_mul: float = 1.0, act: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in) / lr_mul)
+        self.bias = nn.Parameter(torch.full((c_out,), float(bias_init) / lr_mul))
+        self.scale, self.lr_mul, self.act = lr_mul / math.sqrt(c_in), lr_mul, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        return F.leaky_relu(out, 0.2) * math.sqrt(2) if self.act else out
+
+
+class ModulatedConv(nn.Module):
+    """StyleGAN2 weight (de)modulation, computed without per-sample weights.
+
+    Scaling the input channels by the style s and the output channels by
+    d = 1/√(Σ_{i,k} (w_oik s_i)²) equals a convolution with per-sample weights w·s·d, but runs as
+    one ordinary convolution for the whole batch (no grouped conv), which is what a CPU wants.
+    """
+
+    def __init__(self, c_in: int, c_out: int, w_dim: int, kernel: int = 3, demodulate: bool = True,
+                 up: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel))
+        self.scale = 1 / math.sqrt(c_in * kernel * kernel)
+        self.affine = EqualLinear(w_dim, c_in, bias_init=1.0)
+        self.demodulate, self.up, self.padding = demodulate, up, kernel // 2
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        s = self.affine(w)
+        weight = self.weight * self.scale
+        x = x * s[:, :, None, None]
+        if self.up:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        out = F.conv2d(x, weight, padding=self.padding)
+        if self.demodulate:
+            d = torch.rsqrt(s.square() @ weight.square().sum((2, 3)).t() + 1e-8)
+            out = out * d[:, :, None, None]
+        return out
+
+
+class StyleLayer(nn.Module):
+    """Modulated conv, optional noise input (learned strength), bias, leaky ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, w_dim: int, size: int, up: bool, noise: bool):
+        super().__init__()
+        self.conv = ModulatedConv(c_in, c_out, w_dim, up=up)
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.use_noise = noise
+        if noise:
+            self.noise_strength = nn.Parameter(torch.zeros(()))
+            self.register_buffer("noise_const", torch.randn(1, 1, size, size))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x, w)
+        if self.use_noise:
+            noise = (torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype) if self.training
+                     else self.noise_const)  # eval: one fixed map, so a code always gives the same face
+            x = x + noise * self.noise_strength
+        return F.leaky_relu(x + self.bias.view(1, -1, 1, 1), 0.2) * math.sqrt(2)
+
+
+class ToRGB(nn.Module):
+    def __init__(self, c_in: int, w_dim: int):
+        super().__init__()
+        self.conv = ModulatedConv(c_in, 3, w_dim, kernel=1, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w) + self.bias.view(1, -1, 1, 1)
+
+
+class StyleGenerator(nn.Module):
+    """Style-based generator: z -> mapping MLP -> w; a learned 4×4 constant, then per resolution
+    modulated convolutions fed by w and a to-RGB skip added to the upsampled image so far.
+
+    `forward(z)` returns images in [-1, 1] (tanh), as `Generator` does, so everything that works
+    in z works unchanged; `mapping` and `synthesis` expose w. `synthesis` takes one w per image
+    (B, w_dim) or one per layer (B, num_ws, w_dim) for style mixing. `w_avg` (the mean w, tracked
+    while training) is the centre of truncation.
+    """
+
+    W_AVG_BETA = 0.995
+
+    def __init__(self, config: StyleGeneratorConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or StyleGeneratorConfig()
+        cfg.validate()
+        layers: list[nn.Module] = []
+        for i in range(cfg.mapping_layers):
+            layers.append(EqualLinear(cfg.z_dim if i == 0 else cfg.w_dim, cfg.w_dim, lr_mul=0.01, act=True))
+        self.mapping_net = nn.Sequential(*layers)
+        self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
+        sizes = [4 * 2 ** i for i in range(int(math.log2(cfg.image_size)) - 1)]  # 4, 8, ..., image_size
+        chans = [min(cfg.width * (cfg.image_size // s), cfg.max_channels) for s in sizes]
+        self.const = nn.Parameter(torch.randn(1, chans[0], 4, 4))
+        blocks = [nn.ModuleList([StyleLayer(chans[0], chans[0], cfg.w_dim, 4, False, cfg.noise)])]
+        for c_in, c, s in zip(chans[:-1], chans[1:], sizes[1:]):
+            block = [StyleLayer(c_in, c, cfg.w_dim, s, True, cfg.noise)]
+            block += [StyleLayer(c, c, cfg.w_dim, s, False, cfg.noise) for _ in range(cfg.convs_per_block - 1)]
+            blocks.append(nn.ModuleList(block))
+        self.blocks = nn.ModuleList(blocks)
+        self.to_rgbs = nn.ModuleList([ToRGB(c, cfg.w_dim) for c in chans])
+        self.num_ws = sum(len(b) for b in blocks) + 1  # each layer's w; a to-RGB takes the next layer's
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    @property
+    def w_dim(self) -> int:
+        return self.config.w_dim
+
+    def mapping(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
+        """z -> w (B, w_dim); z is pixel-normalised first. Tracks w_avg in training mode."""
+        x = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)
+        w = self.mapping_net(x)
+        if self.training:
+            with torch.no_grad():
+                self.w_avg.copy_(w.detach().float().mean(0).lerp(self.w_avg, self.W_AVG_BETA))
+        psi = self.config.truncation if truncation is None else truncation
+        return w if psi == 1 else self.w_avg.to(w.dtype).lerp(w, psi)
+
+    def synthesis(self, w: torch.Tensor) -> torch.Tensor:
+        """w (B, w_dim) or per-layer ws (B, num_ws, w_dim) -> images in [-1, 1]."""
+        ws = w.unsqueeze(1).expand(-1, self.num_ws, -1) if w.ndim == 2 else w
+        if ws.shape[1:] != (self.num_ws, self.config.w_dim):
+            raise ValueError(f"synthesis takes w of shape (B, {self.config.w_dim}) or (B, {self.num_ws}, "
+                             f"{self.config.w_dim}), got {tuple(w.shape)}")
+        x = self.const.expand(ws.shape[0], -1, -1, -1)
+        rgb, i = None, 0
+        for block, to_rgb in zip(self.blocks, self.to_rgbs):
+            for layer in block:
+                x = layer(x, ws[:, i])
+                i += 1
+            y = to_rgb(x, ws[:, i])
+            rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + y
+        return torch.tanh(rgb)
+
+    def forward(self, z: torch.Tensor, mixing: float = 0.0) -> torch.Tensor:
+        """Images for z. `mixing` (training only): the chance that the layers from a random cut on
+        take the w of another random z (style-mixing regularisation, StyleGAN)."""
+        w = self.mapping(z)
+        if mixing > 0 and self.training and float(torch.rand(())) < mixing:
+            cut = int(torch.randint(1, self.num_ws, ()))
+            w2 = self.mapping(torch.randn_like(z))
+            ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
+            ws[:, cut:] = w2.unsqueeze(1)
+            return self.synthesis(ws)
+        return self.synthesis(w)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,6 +562,18 @@ MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "encoder": (Encoder, EncoderConfig),
     "evaluator": (Evaluator, EvaluatorConfig),
 }
+# Generators other than the DCGAN, by the `arch` their config names (a config without one is a DCGAN)
+GENERATOR_ARCHS: dict[str, tuple[type[nn.Module], type]] = {"style": (StyleGenerator, StyleGeneratorConfig)}
+
+
+def model_classes(kind: str, config: dict) -> tuple[type[nn.Module], type]:
+    """The model and config classes that rebuild a checkpoint of `kind` from its `config`."""
+    if kind == "generator" and isinstance(config, dict) and "arch" in config:
+        arch = config["arch"]
+        if arch not in GENERATOR_ARCHS:
+            raise ValueError(f"unknown generator arch {arch!r} (known: {', '.join(GENERATOR_ARCHS)}, or none for DCGAN)")
+        return GENERATOR_ARCHS[arch]
+    return MODEL_KINDS[kind]
 
 
 # ---------------------------------------------------------------------------------------------
