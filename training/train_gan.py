@@ -4,6 +4,7 @@
     python -m training.train_gan --data ... --preset plain          # the classic seed recipe
     python -m training.train_gan --data ... --loss wgan-gp          # Wasserstein + gradient penalty
     torchrun --nproc_per_node 8 -m training.train_gan --data ...    # DDP: --batch-size is per rank
+    python -m training.train_gan --data ... --arch style --g-width 16 --r1 0.2 --r1-every 16  # style-based G
 
 Losses: `bce` (non-saturating, the DCGAN recipe), `hinge`, `wgan-gp` (critic, λ=10, n_critic=5).
 The defaults are the shipped recipe, chosen by FD_cls on the held-out faces: DCGAN D with
@@ -32,7 +33,8 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.data import to_model_range
 from core.device import autocast
 from core.metrics import fd_cls
-from core.models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from core.models import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, StyleGenerator,
+                         StyleGeneratorConfig)
 from training.common import (BatchSampler, Dist, MetricLog, balance_weights, base_parser, batch_line, param_hash,
                              parse_balance, resume_failed, resume_state, save_grid, setup, total_steps, train_summary)
 from training.diffaug import diff_augment, parse_policy
@@ -48,19 +50,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = base_parser(__doc__.split("\n")[0], "runs/gan")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named recipe (overrides the options below)")
     p.add_argument("--loss", choices=("bce", "hinge", "wgan-gp"), default="bce")
+    p.add_argument("--arch", choices=("dcgan", "style"), default="dcgan",
+                   help="generator: dcgan (the shipped kind) or style (mapping network + modulated convs)")
     p.add_argument("--z-dim", type=int, default=128)
-    p.add_argument("--g-width", type=int, default=64)
+    p.add_argument("--g-width", type=int, default=64, help="dcgan: channels at the last hidden resolution; "
+                   "style: channels at the output resolution (doubling per halving up to --max-channels)")
+    p.add_argument("--w-dim", type=int, default=128, help="style: size of w")
+    p.add_argument("--mapping-layers", type=int, default=4, help="style: layers of the mapping network")
+    p.add_argument("--max-channels", type=int, default=256, help="style: channel cap at low resolutions")
+    p.add_argument("--convs-per-block", type=int, default=2, choices=(1, 2), help="style: modulated convs per resolution")
+    p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True, help="style: per-pixel noise inputs")
+    p.add_argument("--mixing", type=float, default=0.9, help="style: style-mixing regularisation probability (0 = off)")
     p.add_argument("--d-width", type=int, default=64)
     p.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     p.add_argument("--d-norm", choices=("batch", "spectral", "layer", "none"), default=None,
                    help="default: batch (bce/hinge), layer (wgan-gp)")
-    p.add_argument("--lr-g", type=float, default=2e-4)
+    p.add_argument("--lr-g", type=float, default=None, help="default 2e-4 (dcgan), 2e-3 (style: its weights are "
+                   "N(0, 1) scaled at run time, so Adam moves them 1/√fan-in as far per step)")
     p.add_argument("--lr-d", type=float, default=2e-4)
     p.add_argument("--beta1", type=float, default=0.5)
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--n-critic", type=int, default=None, help="D steps per G step (default 5 for wgan-gp, else 1)")
     p.add_argument("--gp", type=float, default=10.0, help="gradient-penalty weight λ (wgan-gp)")
     p.add_argument("--r1", type=float, default=0.0, help="R1 penalty γ on real images (0 = off)")
+    p.add_argument("--r1-every", type=int, default=4, help="lazy R1: penalise every N-th D step (scaled by N)")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of G's weights (0 = off)")
     p.add_argument("--diffaug", default="color,translation", help="DiffAugment ops (color, translation, cutout) or 'none'")
     p.add_argument("--init", choices=("default", "dcgan"), default="dcgan",
@@ -70,6 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--balance", default="", help="attributes the discriminator is shown more often, so G draws "
                    "them more: comma-separated ATTR or ATTR:RATE (e.g. Bald:0.25,Mustache); empty = uniform")
     p.add_argument("--balance-rate", type=float, default=0.15, help="share of real draws an ATTR without :RATE is raised to")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (sampling, measuring and saving first) after this many minutes of this invocation")
     p.set_defaults(batch_size=64, sample_every=1000)
     args = p.parse_args(argv)
     if args.preset:
@@ -78,6 +93,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             if key == "epochs" and args.epochs is not None:
                 continue
             setattr(args, key, value)
+    if args.lr_g is None:
+        args.lr_g = 2e-3 if args.arch == "style" else 2e-4
+    if args.r1_every < 1:
+        p.error("--r1-every must be at least 1")
     if args.d_norm is None:
         args.d_norm = "layer" if args.loss == "wgan-gp" else "batch"
     if args.loss == "wgan-gp" and args.d_norm == "batch":
@@ -147,6 +166,8 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
     ema_p = [p for p in ema.parameters()]
     src_p = [p for p in model.parameters()]
     torch._foreach_lerp_(ema_p, src_p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):  # w_avg follows the raw G (BN stats are recomputed)
+        b_ema.copy_(b)
 
 
 @torch.no_grad()
@@ -181,6 +202,16 @@ def generate(gen: Generator, n: int, z_dim: int, device: torch.device, seed: int
     return torch.cat([gen(z[i:i + batch]).float() for i in range(0, n, batch)])
 
 
+def build_generator(args: argparse.Namespace) -> Generator | StyleGenerator:
+    if args.arch == "style":
+        return StyleGenerator(StyleGeneratorConfig(
+            z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers, width=args.g_width,
+            max_channels=max(args.max_channels, args.g_width), convs_per_block=args.convs_per_block,
+            noise=args.noise, image_size=args.image_size))
+    return Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
+                                     image_size=args.image_size))
+
+
 class GanTrainer:
     """G, D, optional EMA copy and optimisers, with one `step` shared by training and the benchmark.
 
@@ -191,11 +222,12 @@ class GanTrainer:
     def __init__(self, args: argparse.Namespace, device: torch.device, dist: Dist | None = None):
         self.args, self.device, self.dist = args, device, dist or Dist(device=device)
         self.policy = parse_policy(args.diffaug)
-        self.gen = Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
-                                             image_size=args.image_size))
+        self.gen = build_generator(args)
         self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size))
+        self.g_kwargs = {"mixing": args.mixing} if args.arch == "style" else {}
         if args.init == "dcgan":
-            self.gen.apply(dcgan_init)
+            if args.arch == "dcgan":  # the style G keeps its N(0, 1) weights (scaled at run time)
+                self.gen.apply(dcgan_init)
             self.disc.apply(dcgan_init)
         self.gen.to(device, memory_format=torch.channels_last)
         self.disc.to(device, memory_format=torch.channels_last)
@@ -205,7 +237,7 @@ class GanTrainer:
         self.g_ddp, self.d_ddp = self.dist.wrap(self.gen), self.dist.wrap(self.disc)
         self.g_fn, self.d_fn = ((torch.compile(self.g_ddp), torch.compile(self.d_ddp)) if args.compile
                                 else (self.g_ddp, self.d_ddp))
-        self.r1_every = 4
+        self.r1_every = args.r1_every
 
     @property
     def shipped(self) -> Generator:
@@ -222,7 +254,7 @@ class GanTrainer:
             z = torch.randn(batch, args.z_dim, device=device)
             with autocast(device):
                 with torch.no_grad():
-                    fake = self.g_fn(z)
+                    fake = self.g_fn(z, **self.g_kwargs)
                 real_in, fake_in = diff_augment(real, policy), diff_augment(fake, policy)
                 d_real, d_fake = self.d_fn(real_in).float(), self.d_fn(fake_in).float()
                 d_loss = d_adversarial(args.loss, d_real, d_fake)
@@ -239,7 +271,7 @@ class GanTrainer:
         # D is frozen here: under DDP its forward must not wait for gradients that never come
         frozen_d = self.d_ddp.no_sync() if self.dist.enabled else contextlib.nullcontext()
         with autocast(device), frozen_d:
-            g_loss = g_adversarial(args.loss, self.d_fn(diff_augment(self.g_fn(z), policy)).float())
+            g_loss = g_adversarial(args.loss, self.d_fn(diff_augment(self.g_fn(z, **self.g_kwargs), policy)).float())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -336,11 +368,14 @@ def train(args: argparse.Namespace) -> dict:
     disc.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="gan", unit="step",
                disable=args.smoke or not dist.main)
+    budget_s = 60 * args.max_minutes if args.max_minutes else None
+    done = start
     for step in bar:
         sums += trainer.step(step, sampler)
         n_sum += 1
         done = step + 1
-        if done % args.log_every == 0 or done == steps:
+        out_of_time = budget_s is not None and dist.agree(time.time() - t0) >= budget_s  # rank 0's clock
+        if done % args.log_every == 0 or done == steps or out_of_time:
             d_l, g_l, d_r, d_f = (dist.mean_(sums) / n_sum).tolist()  # the only host sync: once per log interval
             if not all(math.isfinite(v) for v in (d_l, g_l)):
                 raise SystemExit(f"training diverged at step {done} (loss is NaN/inf); lower the learning rates")
@@ -350,7 +385,7 @@ def train(args: argparse.Namespace) -> dict:
             bar.set_postfix(last)
             sums.zero_()
             n_sum = 0
-        if (done % args.sample_every == 0 or done == steps) and dist.main:
+        if (done % args.sample_every == 0 or done == steps or out_of_time) and dist.main:
             model = snapshot(done)
             if classifier is not None:
                 fake = generate(model, len(real_eval), args.z_dim, device, seed=7)
@@ -360,12 +395,16 @@ def train(args: argparse.Namespace) -> dict:
                 tqdm.write(f"step {done}: FD_cls {fd:.2f}")
             save(done, {"metrics": last})
             gen.train()
+        if out_of_time:
+            if dist.main:
+                tqdm.write(f"time budget of {args.max_minutes:g} min used up at step {done}")
+            break
     elapsed = time.time() - t0
     dist.finish()
     if dist.main:
-        print(f"done: {steps} steps, {(steps - start) * batch * dist.world * args.n_critic / max(elapsed, 1e-9):.0f}"
+        print(f"done: {done} steps, {(done - start) * batch * dist.world * args.n_critic / max(elapsed, 1e-9):.0f}"
               f" real img/s, {elapsed_before + elapsed:.0f} s in all; checkpoint {g_path}")
-    return {"steps": steps, "history": history, "checkpoint": str(g_path), "rank": dist.rank,
+    return {"steps": done, "history": history, "checkpoint": str(g_path), "rank": dist.rank,
             "weights": {"generator": param_hash(gen), "discriminator": param_hash(disc),
                         **({"generator_ema": param_hash(gen_ema)} if gen_ema is not None else {})}, **last}
 

@@ -1,0 +1,128 @@
+"""The style-based generator: shapes and range, z -> w -> image, checkpoints, the engine on it, training."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import write_celeba
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.engine import Engine
+from core.models import Generator, StyleGenerator, StyleGeneratorConfig
+from core.steering import SteerConfig
+from core.worker import run_inline
+from training import train_gan
+
+SMALL = dict(z_dim=16, w_dim=32, mapping_layers=2, width=8, max_channels=32)
+
+
+def small(**kw) -> StyleGenerator:
+    torch.manual_seed(0)
+    return StyleGenerator(StyleGeneratorConfig(**{**SMALL, **kw})).eval()
+
+
+@pytest.mark.parametrize("kw, size", [({}, 64), ({"image_size": 128, "convs_per_block": 1, "noise": False}, 128)])
+def test_images_have_the_asked_size_and_range(kw, size):
+    gen = small(**kw)
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        x = gen(z)
+    assert x.shape == (3, 3, size, size) and x.min() >= -1 and x.max() <= 1 and x.std() > 0.05
+    assert torch.equal(x, gen(z))  # eval mode: fixed noise maps, so a code always gives the same face
+    assert not torch.equal(x[0], x[1])
+
+
+def test_forward_is_mapping_then_synthesis_and_truncation_pulls_to_w_avg():
+    gen = small()
+    z = torch.randn(4, 16)
+    w = gen.mapping(z)
+    assert w.shape == (4, 32)
+    torch.testing.assert_close(gen(z), gen.synthesis(w))
+    torch.testing.assert_close(gen.synthesis(w.unsqueeze(1).repeat(1, gen.num_ws, 1)), gen(z))  # one w per layer
+    with pytest.raises(ValueError, match="synthesis takes w"):
+        gen.synthesis(torch.randn(4, gen.num_ws + 1, 32))
+    gen.train()
+    gen.mapping(torch.randn(64, 16))  # training tracks the mean w
+    gen.eval()
+    assert gen.w_avg.abs().sum() > 0
+    flat = gen.mapping(z, truncation=0.0)
+    torch.testing.assert_close(flat, gen.w_avg.expand(4, -1))
+    half = gen.mapping(z, truncation=0.5)
+    torch.testing.assert_close(half, gen.w_avg + 0.5 * (w - gen.w_avg))
+
+
+def test_training_mode_draws_noise_and_mixes_styles():
+    gen = small().train()
+    z = torch.randn(2, 16)
+    torch.manual_seed(1)
+    a = gen(z, mixing=1.0)
+    with torch.no_grad():
+        for m in gen.modules():
+            if hasattr(m, "noise_strength"):
+                m.noise_strength.fill_(0.5)
+    torch.manual_seed(1)
+    b = gen(z, mixing=1.0)
+    assert not torch.equal(a, b)  # the noise inputs reach the image
+    (b.square().mean()).backward()
+    assert all(p.grad is not None for p in gen.parameters())
+
+
+def test_checkpoint_rebuilds_the_same_style_generator_from_its_metadata(tmp_path):
+    gen = small(truncation=0.7)
+    gen.train()
+    gen.mapping(torch.randn(32, 16))
+    gen.eval()
+    path = save_checkpoint(tmp_path / "g.pt", "generator", gen)
+    blob = torch.load(path, weights_only=True)
+    assert blob["config"]["arch"] == "style" and blob["config"]["truncation"] == 0.7
+    ck = load_checkpoint(path, "generator")
+    assert isinstance(ck.model, StyleGenerator) and ck.model.config == gen.config
+    z = torch.randn(5, 16)
+    torch.testing.assert_close(ck.model(z), gen(z))
+    # DCGAN checkpoints (no arch in their config) load as before; an unknown arch is one clear sentence
+    dcgan = save_checkpoint(tmp_path / "d.pt", "generator", Generator())
+    assert type(load_checkpoint(dcgan).model) is Generator
+    blob["config"]["arch"] = "transformer"
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="unknown generator arch 'transformer'"):
+        load_checkpoint(tmp_path / "bad.pt")
+    blob["config"].update(arch="style", noise="yes")
+    torch.save(blob, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="noise must be true or false"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_engine_renders_and_steers_with_a_style_generator(tiny_models, tmp_path):
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_models, folder)
+    (folder / "directions.pt").unlink()  # fitted for the DCGAN
+    save_checkpoint(folder / "generator.pt", "generator", small())
+    engine = Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs")
+    try:
+        assert isinstance(engine.generator, StyleGenerator) and engine.z_dim == 16
+        frame = engine.random_job(3)
+        assert frame.image.shape == (3, 64, 64) and frame.image.dtype == torch.uint8 and frame.probs.shape == (40,)
+        assert torch.equal(engine.random_job(3).image, frame.image)
+        outcome = run_inline(engine.steer_job, engine.z_from_seed(5), {"Smiling": 1.0}, None,
+                             SteerConfig(steps=4, until=None))
+        assert len(outcome.frames) == 5 and not torch.equal(outcome.frames[-1].z, outcome.frames[0].z)
+    finally:
+        engine.close()
+
+
+def test_style_smoke_training_writes_a_loadable_checkpoint_and_resumes(tmp_path):
+    data = write_celeba(tmp_path / "celeba", n=60)
+    out, cache = tmp_path / "run", str(tmp_path / "cache")
+    common = ["--data", str(data), "--out", str(out), "--smoke", "--arch", "style", "--cache-dir", cache,
+              "--threads", "1"]
+    result = train_gan.main(common + ["--steps", "4", "--r1", "0.2", "--r1-every", "2"])
+    ck = load_checkpoint(result["checkpoint"], "generator")
+    assert isinstance(ck.model, StyleGenerator) and ck.config["width"] == 8
+    assert ck.model.w_avg.abs().sum() > 0  # the EMA copy carries the tracked mean w
+    assert ck.model(torch.randn(2, ck.model.z_dim)).shape == (2, 3, 64, 64)
+    assert ck.train["args"]["arch"] == "style" and ck.train["args"]["lr_g"] == 2e-3
+    resumed = train_gan.main(common + ["--resume", "--steps", "50", "--max-minutes", "1e-6"])
+    assert resumed["steps"] == 5  # one step, then the time budget stopped it (and it saved)
+    assert load_checkpoint(Path(out) / "generator.pt").train["steps"] == 5
