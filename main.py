@@ -182,16 +182,19 @@ def _check_alpha(what: str, alpha: float, z_dim: int) -> None:
                          f"(twice the typical length of z; beyond it the edit is all that is left of the face)")
 
 
-def _gif_options(args: argparse.Namespace, captions: list[str] | None = None):
+def _gif_request(args: argparse.Namespace, source: str, **fields):
+    """The GIF the window's dialog would make (core.jobs.export_gif), from the command's options."""
     from core.export import GifOptions
+    from core.jobs import GifRequest
 
-    return GifOptions(size=args.size, smooth=args.smooth, fps=args.fps, pingpong=args.pingpong,
-                      captions=captions if args.captions else None)
+    options = GifOptions(size=args.size, smooth=args.smooth, fps=args.fps, pingpong=args.pingpong)
+    return GifRequest(source=source, path=Path(args.out), options=options, captions=args.captions, **fields)
 
 
 def _caption(engine, frame, names: list[str]) -> str:
-    return "  ".join(f"{engine.attributes[engine.attribute_index(n)]} {float(frame.probs[engine.attribute_index(n)]):.2f}"
-                     for n in names)
+    from core.jobs import probs_caption
+
+    return probs_caption(engine, frame, names)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -219,7 +222,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_steer(args: argparse.Namespace) -> int:
-    from core.export import save_gif, save_png
+    from core.export import save_png
+    from core.jobs import export_gif
     from core.policy import CLI_STEER
     from core.worker import run_inline
 
@@ -255,11 +259,8 @@ def cmd_steer(args: argparse.Namespace) -> int:
         path = (save_png(photo.paste([last.image])[0], args.out) if photo is not None
                 else save_png(last.image, args.out, size=args.size, smooth=args.smooth))
     else:
-        captions = [_caption(engine, f, names) for f in outcome.frames]
-        images, options = [f.image for f in outcome.frames], _gif_options(args, captions)
-        if photo is not None:
-            images, options.size = photo.paste(images), None
-        path = save_gif(images, args.out, options)
+        request = _gif_request(args, "steer", steer_frames=outcome.frames, steer_targets=names, photo=photo)
+        path = run_inline(export_gif, engine, request)
     print(f"wrote {path}")
     label = " ".join([f"more {a}" for a in args.more] + [f"less {a}" for a in args.less])
     if session.record(origin, EditState(base=last.z, locked=origin.locked, label=label, z=last.z,
@@ -335,35 +336,32 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 
 def cmd_walk(args: argparse.Namespace) -> int:
-    from core.export import save_gif
-    from core.latent import alpha_range, direction_walk, keyframe_path
+    from core.jobs import export_gif
+    from core.policy import SLIDER_MAX_ALPHA
+    from core.session import seed_state
     from core.worker import run_inline
 
     _check_out(args.out, ".gif")
     engine = _engine(args)
-    z = engine.z_from_seed(args.seed)[0]
     if args.direction:
-        from core.policy import SLIDER_MAX_ALPHA
-
         if args.max_alpha is None:
             args.max_alpha = SLIDER_MAX_ALPHA  # the window's slider range: one policy for both
         _check_alpha("--max-alpha", args.max_alpha, engine.z_dim)
-        d = engine.require_directions().vectors[engine.attribute_index(args.direction)]
-        path_z = direction_walk(z, d, alpha_range(args.max_alpha, args.frames, pingpong=args.loop))
-        names = [args.direction]
+        engine.attribute_index(args.direction)  # a clear error for an unknown name, before any work
+        request = _gif_request(args, "walk", state=seed_state(args.seed), attribute=args.direction,
+                               max_alpha=args.max_alpha, frames=args.frames, walk_loop=args.loop)
+        count = args.frames
     elif args.to_seed:
-        keys = [z] + [engine.z_from_seed(s)[0] for s in args.to_seed]
-        path_z = keyframe_path(keys, args.frames, loop=args.loop)
-        names = []
+        pins = [seed_state(s) for s in [args.seed, *args.to_seed]]
+        request = _gif_request(args, "path", pins=pins, frames_per_segment=args.frames, loop_path=args.loop)
+        count = (len(pins) - (0 if args.loop else 1)) * args.frames + (0 if args.loop else 1)
     else:
         raise ValueError("give --to-seed N (keyframes) or --direction ATTR")
-    if len(path_z) > MAX_FRAMES:
-        raise ValueError(f"that walk has {len(path_z):,} frames; one GIF holds at most {MAX_FRAMES:,} "
+    if count > MAX_FRAMES:
+        raise ValueError(f"that walk has {count:,} frames; one GIF holds at most {MAX_FRAMES:,} "
                          "(fewer --frames or keyframes)")
-    frames = run_inline(engine.render_path_job, path_z, on_progress=_progress("rendering"))
-    captions = [_caption(engine, f, names) for f in frames] if names else None
-    path = save_gif([f.image for f in frames], args.out, _gif_options(args, captions))
-    print(f"wrote {len(frames)} frames to {path}")
+    path = run_inline(export_gif, engine, request, on_progress=_progress("rendering"))
+    print(f"wrote {count} frames to {path}")
     return 0
 
 

@@ -117,12 +117,12 @@ def test_info_and_bad_checkpoint(capsys, tiny_models, tmp_path):
 
 def test_a_direction_walk_reaches_as_far_as_the_window_slider(capsys, tiny_models, tmp_path, monkeypatch):
     """One policy for the CLI and the window: the walk's default reach is a slider's end."""
-    import core.latent
+    import core.jobs
     from core.policy import SLIDER_MAX_ALPHA
 
     asked: list[float] = []
-    real = core.latent.alpha_range
-    monkeypatch.setattr(core.latent, "alpha_range", lambda a, *rest, **kw: asked.append(a) or real(a, *rest, **kw))
+    real = core.jobs.alpha_range  # the walk is made by core.jobs, for the window and the CLI alike
+    monkeypatch.setattr(core.jobs, "alpha_range", lambda a, *rest, **kw: asked.append(a) or real(a, *rest, **kw))
     code, _, _ = run(capsys, "walk", "--models", str(tiny_models), "--device", "cpu", "--direction", "Smiling",
                      "--frames", "4", "--size", "64", "--out", str(tmp_path / "w.gif"))
     assert code == 0 and asked == [SLIDER_MAX_ALPHA]

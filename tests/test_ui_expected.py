@@ -67,7 +67,7 @@ def test_face_grid_more_draws_new_faces_and_esc_closes(make_window, qtbot):
 
 def test_the_faces_of_a_grid_are_the_faces_of_their_seeds(make_window, qtbot):
     from core.worker import run_inline
-    from ui.jobs import random_faces
+    from core.jobs import random_faces
 
     w = make_window()
     frames = run_inline(random_faces, w.engine, [3, 7])

@@ -13,12 +13,12 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from core.jobs import face_z
 from core.policy import window_steer_config
 from core.steering import SteerConfig
 from core.worker import JobState, run_inline
 from ui.attribute_panel import GROUPS, MAX_ALPHA, SLIDER_STEPS
 from ui.face_view import display_side
-from ui.jobs import face_z
 
 
 def activate(window, qtbot) -> None:

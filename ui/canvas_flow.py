@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QFileDialog
 from core.engine import Frame
 from core.export import save_png
 from core.history import EditState, PlanePoint
+from core.jobs import CanvasMap, canvas_map, keyframe_frames
 from core.policy import PATH_FRAMES_PER_SEGMENT, PATH_LOOPS
 from ui.bridge import Task
 from ui.gif_dialog import GifDialog, GifSources
 from ui.images import to_qimage
-from ui.jobs import CanvasMap, canvas_map, keyframe_frames
 from ui.mix_dialog import MixDialog
 
 PLAY_FPS = PATH_FRAMES_PER_SEGMENT  # one second per segment of the path

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker
 
+from core.jobs import directions_status, estimate_fit_seconds
 from ui.bridge import Task
 from ui.dialogs import fit_confirmation
-from ui.jobs import directions_status, estimate_fit_seconds
 from ui.latent_canvas import axis_choices
 
 FIT_BATCH = 200  # faces per step of the directions fit: a cancel lands between steps, ~1 s apart on

@@ -12,13 +12,13 @@ from PySide6.QtCore import QSignalBlocker
 
 from core.engine import Frame, Progress, SteerOutcome
 from core.history import EditState, PlanePoint, SeedPoint
+from core.jobs import FaceResult, render_face, steer_face
 from core.policy import window_steer_config
 from core.readout import describe, identity_distance, identity_words, side_effects
 from core.steering import SteerConfig
 from ui.attribute_panel import MAX_ALPHA, display_name
 from ui.bridge import Task
 from ui.face_grid import FaceGridDialog
-from ui.jobs import FaceResult, render_face, steer_face
 
 MAX_SEED = 2**31 - 1
 NO_SEED = -1  # the seed box's value (shown as "—") while the face is not a seed's (a photo, a steered face)

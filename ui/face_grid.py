@@ -9,10 +9,10 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QGridLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from core.engine import Engine, Frame, Progress
+from core.jobs import random_faces
 from ui.bridge import Bridge
 from ui.icons import IconBinder
 from ui.images import to_pixmap
-from ui.jobs import random_faces
 
 COLUMNS, ROWS = 4, 3
 TILE = 112  # px: a 64-px face enlarged smoothly

@@ -18,10 +18,10 @@ from core.align import PLACEMENT_SIDE, PhotoPlacement
 from core.engine import Engine, Progress
 from core.export import MAX_FPS, MAX_GIF_SIZE, MIN_FPS, MIN_GIF_SIZE, GifOptions
 from core.history import EditState
+from core.jobs import GifRequest, export_gif
 from core.policy import PATH_FRAMES_PER_SEGMENT, PATH_LOOPS
 from ui.attribute_panel import display_name
 from ui.bridge import Bridge, Task
-from ui.jobs import GifRequest, export_gif
 
 SOURCES = [("steer", "Last steering run"), ("path", "Keyframe path"), ("walk", "Walk along a direction")]
 

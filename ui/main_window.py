@@ -17,6 +17,7 @@ from core.directions import FitConfig
 from core.engine import Engine, Frame, SteerOutcome
 from core.history import EditState, History, Keyframes, Snapshots
 from core.inversion import InvertConfig
+from core.jobs import CanvasMap
 from core.policy import WINDOW_STEER
 from core.worker import JobState
 from ui.attribute_panel import AttributePanel
@@ -28,7 +29,6 @@ from ui.edit_flow import MAX_SEED, NO_SEED, EditFlow
 from ui.face_view import FaceView
 from ui.gif_dialog import GifDialog
 from ui.icons import IconBinder
-from ui.jobs import CanvasMap
 from ui.latent_canvas import CanvasPanel
 from ui.message_bar import MessageBar
 from ui.photo_flow import PhotoFlow

@@ -10,9 +10,9 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout
 
 from core.engine import Engine
 from core.history import EditState, Snapshots
+from core.jobs import FaceResult, mix_face
 from ui.bridge import Bridge
 from ui.images import to_pixmap
-from ui.jobs import FaceResult, mix_face
 
 PREVIEW = 192
 STEPS = 100  # the blend slider runs 0..STEPS

@@ -16,10 +16,10 @@ from PySide6.QtWidgets import QFileDialog
 from core.engine import Frame, Progress
 from core.history import EditState
 from core.inversion import InvertConfig
+from core.jobs import FoundFace, PhotoInversion, find_face, invert_photo
 from core.readout import identity_distance, likeness_words
 from ui.bridge import Task
 from ui.images import qimage_to_png_bytes
-from ui.jobs import FoundFace, PhotoInversion, find_face, invert_photo
 from ui.photo_panel import THUMB
 
 PHOTOS_KEPT = 8  # photos whose panel undo can bring back (each keeps a thumbnail and a 64-px crop)

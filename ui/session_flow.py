@@ -28,9 +28,9 @@ from PySide6.QtCore import QEvent, QLockFile, QObject, QSettings, QStandardPaths
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from core.jobs import render_face
 from core.session import (SUFFIX, Encoded, ModelsInfo, Session, SessionError, encode, load_session, read_meta,
                           write_encoded)
-from ui.jobs import render_face
 
 AUTOSAVE_POLL_MS = 500
 MAX_SLOTS = 8  # windows open at once, each with its own autosave file

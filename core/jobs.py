@@ -1,9 +1,11 @@
-"""The work the window hands to the engine's worker: small compositions of engine calls.
+"""Small compositions of engine calls that the window and the command line both run.
 
-Every function here runs on the worker thread (the window submits it through `Bridge.submit`,
-which calls `Engine.submit`), never on the GUI thread, and none touches Qt. The maths lives in
-core (engine, latent, history, export); these functions only chain it. Generator functions
-yield `Progress` (cancellation takes effect at each yield) and return their result.
+The window submits these to the engine's worker (`Bridge.submit` -> `Engine.submit`) and they
+run there, never on the GUI thread; `main.py` runs the same functions inline (`run_inline`), so a
+GIF, a walk or a caption is made one way whichever asks. Nothing here imports Qt. The maths lives
+in the other core modules (engine, latent, history, export); these functions only chain it.
+Generator functions yield `Progress` (cancellation takes effect at each yield) and return their
+result.
 """
 from __future__ import annotations
 
@@ -184,10 +186,12 @@ class GifRequest:
     attribute: str | None = None
     max_alpha: float = 3.0
     frames: int = 24
+    walk_loop: bool = False  # the walk as one looping sweep 0 → +max → −max (else −max → +max)
     photo: PhotoPlacement | None = None  # paste every frame into this photo (its own size, not options.size)
 
 
-def _probs_caption(engine: Engine, frame: Frame, names: list[str]) -> str:
+def probs_caption(engine: Engine, frame: Frame, names: list[str]) -> str:
+    """"Smiling 0.93  Male 0.12": how the face reads on `names` (a GIF caption, a CLI line)."""
     probs = frame.probs.tolist()
     return "  ".join(f"{n.replace('_', ' ')} {probs[engine.attribute_index(n)]:.2f}" for n in names)
 
@@ -198,7 +202,7 @@ def export_gif(engine: Engine, request: GifRequest) -> Iterator[Progress]:
         if not request.steer_frames:
             raise ValueError("there is no steering run to export yet: use a more/less button first")
         frames = list(request.steer_frames)
-        captions = [_probs_caption(engine, f, request.steer_targets) for f in frames]
+        captions = [probs_caption(engine, f, request.steer_targets) for f in frames]
     elif request.source == "path":
         frames = yield from keyframe_frames(engine, request.pins, request.frames_per_segment, request.loop_path)
         captions = [f"{i + 1}/{len(frames)}" for i in range(len(frames))]
@@ -208,7 +212,7 @@ def export_gif(engine: Engine, request: GifRequest) -> Iterator[Progress]:
         index = engine.attribute_index(request.attribute)
         vectors = engine.require_directions().vectors
         axis = Axis("attribute", index, request.attribute)
-        alphas = alpha_range(request.max_alpha, request.frames)
+        alphas = alpha_range(request.max_alpha, request.frames, pingpong=request.walk_loop)
         zs = direction_walk(face_z(engine, request.state), axis_vector(axis, vectors, engine.z_dim), alphas)
         frames = yield from engine.render_path_job(zs, request.state.generator)
         captions = [f"{request.attribute.replace('_', ' ')} {a:+.1f}  p {f.probs.tolist()[index]:.2f}"
