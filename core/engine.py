@@ -33,6 +33,7 @@ from core.worker import JobHandle, Worker
 MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
 MAX_BATCH = 256
 TUNED_CACHE = 3  # photo generators kept built on the device; the rest stay fp16 deltas on the CPU
+READ_EVERY = 5  # inversion: every 5th live frame carries the classifier's reading (for the window's bars)
 
 
 @dataclass
@@ -276,9 +277,16 @@ class Engine:
         for text in notices:
             yield Notice(text)
         total = config.steps + config.tune.steps
+
+        def frame(z: torch.Tensor, image: torch.Tensor, step: int) -> Frame:
+            """A live frame; every READ_EVERY-th one carries the classifier's reading (the window's
+            bars follow the preview) — each reading costs a forward pass, so not every step."""
+            image = to_uint8(image)
+            return Frame(z=z, image=image, probs=self.read(image) if step % READ_EVERY == 0 else torch.empty(0))
+
         job = invert(self.generator, self.encoder, self.classifier, crop.image, config)
         result = yield from _relay(job, lambda s: Progress(
-            step=s.step, total=total, frame=Frame(z=s.z[0], image=to_uint8(s.image[0]), probs=torch.empty(0)),
+            step=s.step, total=total, frame=frame(s.z[0], s.image[0], s.step),
             message=f"{'encoder' if s.step == 0 else 'refining'}: PSNR {s.psnr_db:.1f} dB",
             stage="encode" if s.step == 0 else "refine"))
         delta = tuning = None
@@ -289,7 +297,7 @@ class Engine:
                                  directions)
             tuning = yield from _relay(job, lambda s: Progress(
                 step=config.steps + s.step, total=total, message=f"tuning: PSNR {s.psnr_db:.1f} dB", stage="tune",
-                frame=Frame(z=result.z[0], image=to_uint8(s.image[0]), probs=torch.empty(0))))
+                frame=frame(result.z[0], s.image[0], config.steps + s.step)))
             delta = tuning.delta
             if crop.photo is not None and crop.transform is not None:
                 delta.photo = PhotoPlacement.of(crop.photo, crop.transform)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 
 from conftest import shared_data
 from core.data import to_model_range
-from core.engine import Progress
+from core.engine import READ_EVERY, Progress
 from ui.images import to_pixmap, to_qimage
 from ui.photo_panel import THUMB
 
@@ -311,6 +311,9 @@ def test_progress_in_plain_words_with_a_preview_from_the_first_guess(make_window
     frames: list = []
     monkeypatch.setattr(w.face_view, "set_image", lambda image, real=w.face_view.set_image: (frames.append(image),
                                                                                            real(image)))
+    bars: list = []  # the probability bars during the inversion, read as each live frame arrives
+    monkeypatch.setattr(w.attribute_panel, "set_probabilities",
+                        lambda probs, real=w.attribute_panel.set_probabilities: (bars.append(probs), real(probs)))
     assert drop(w, files(a_real_photo()))
     settle(w, qtbot)
     steps, tune = w.invert_config.steps, w.invert_config.tune.steps
@@ -320,6 +323,9 @@ def test_progress_in_plain_words_with_a_preview_from_the_first_guess(make_window
     with torch.no_grad():
         guess = w.engine.encoder(to_model_range(w.current_photo().found.crop.image).unsqueeze(0))
     assert torch.equal(frames[0], w.engine.render(guess)[0].image)
+    guess_probs = pytest.approx(w.engine.read(frames[0]).tolist(), abs=1e-4)  # the reading of the preview shown
+    assert any(b == guess_probs for b in bars)  # the bars follow the preview from the first guess on
+    assert len(bars) >= (steps + tune) // READ_EVERY  # and the refining and tuning after it
     assert [f"Refining {k}/{steps}" for k in range(1, steps + 1)] == [t for t in texts if t.startswith("Refining")]
     assert f"Tuning to the photo {tune}/{tune}" in texts
     assert texts[-1] in ("Looks like the same person.", LIKENESS_WEAK)

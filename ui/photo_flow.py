@@ -166,6 +166,8 @@ class PhotoFlow:
         text = stage_text(item, config)
         self.face_view.set_image(item.frame.image)
         self.face_view.set_badge(text.removesuffix("; refining…"))
+        if item.frame.probs.numel():  # the frames that carry a reading (core.engine.READ_EVERY)
+            self.attribute_panel.set_probabilities(item.frame.probs.tolist())  # the bars follow the preview
         self.photo_panel.set_result(item.frame.image)
         self.photo_panel.set_text(text)
 
