@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache", default=None, help="inversions are read from / written to this .pt file")
     p.add_argument("--identity-weight", type=float, default=None, help="override the window policy's")
     p.add_argument("--guide", type=float, default=None, help="override the window policy's")
+    p.add_argument("--views", type=int, default=None, help="override the window policy's (EOT views)")
+    p.add_argument("--until", type=float, default=None, help="override the window policy's")
     p.add_argument("--json", default=None)
     return p.parse_args(argv)
 
@@ -101,6 +103,10 @@ def evaluate(args: argparse.Namespace) -> dict:
         base = replace(base, identity_weight=args.identity_weight)
     if args.guide is not None:
         base = replace(base, guide=args.guide)
+    if args.views is not None:
+        base = replace(base, views=args.views)
+    if args.until is not None:
+        base = replace(base, until=args.until)
     sticks = Yardsticks(args.models, engine.device, engine.attributes)
     faces = invert_all(engine, args)
     start_images = torch.stack([engine.render(f["z"], f["delta"])[0].image for f in faces])
@@ -126,7 +132,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         rows[name] = row
         print(f"{name}: {row}", file=sys.stderr)
     return {"faces": len(faces), "device": engine.device_name, "identity_weight": base.identity_weight,
-            "guide": base.guide, "reconstruction_same_person": None if recon_same is None
+            "guide": base.guide, "views": base.views, "until": base.until, "reconstruction_same_person": None if recon_same is None
             else float((recon_same < SAME_PERSON).mean()), "rows": rows}
 
 
@@ -134,7 +140,7 @@ def markdown(results: dict) -> str:
     rows = results["rows"]
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
     out = [f"{results['faces']} inverted faces · window \"more\" (identity weight {results['identity_weight']}, "
-           f"guide {results['guide']}) · success and drift by the **evaluator**, same person by **dlib** · "
+           f"guide {results['guide']}, views {results.get('views', 1)}, until {results.get('until')}) · success and drift by the **evaluator**, same person by **dlib** · "
            f"reconstruction same person as the photo: {pct(results['reconstruction_same_person'])}", "",
            "| attribute | faces | success | drift | same as before the edit | same as the photo |",
            "|---|---|---|---|---|---|"]
