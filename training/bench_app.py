@@ -38,6 +38,7 @@ from PIL import Image
 from core.data import open_image
 from core.engine import MODELS_DIR, Engine
 from core.inversion import InvertConfig, crop_face, invert
+from core.policy import window_steer_config
 from core.steering import SteerConfig, steer
 from core.worker import run_inline
 
@@ -54,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--load", choices=sorted(COMPETITORS), default="spin", help="what each competitor runs")
     p.add_argument("--load-procs", type=int, default=1, help="how many competitor processes (default 1)")
     p.add_argument("--photo", default=None, help="photo for the photo stages (default: a generated 400-px one)")
+    p.add_argument("--startup", action="store_true",
+                   help="also time launch -> splash -> window -> first face (training.bench_startup, 3 launches)")
     return p.parse_args(argv)
 
 
@@ -162,6 +165,7 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
         run_inline(steer, engine.generator, engine.classifier, zb, {31: 1.0}, None, config)
         _sync(dev)
         out[f"steer_steps_per_s_b{batch}"] = steer_steps / (time.perf_counter() - t)
+    out["more_30_s"] = window_more_seconds(engine, z)
     if engine.encoder is not None:
         photo = _photo(engine)
         run_inline(invert, engine.generator, engine.encoder, engine.classifier, crop_face(photo).image,
@@ -177,6 +181,22 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
     return out
 
 
+def window_more_seconds(engine: Engine, z: torch.Tensor, steps: int = 30) -> float:
+    """Seconds for the window's "more Smiling" run to its full `steps` (the shipped policy: identity
+    term, guide, held attributes), median of 3 — what a user waits for after a click."""
+    config = dataclasses.replace(window_steer_config(0.1, +1, False, engine.policy.window, engine.policy.hard_locks),
+                                 steps=steps, until=None)
+    smiling = engine.attribute_index("Smiling")
+    run_inline(engine.steer_job, z, {smiling: 1.0}, None, dataclasses.replace(config, steps=2))  # warm-up
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        run_inline(engine.steer_job, z, {smiling: 1.0}, None, config)
+        _sync(engine.device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def _num(x: float) -> str:
     """Three significant figures at most, never a bare 0 for a slow rate: 124, 16.2, 0.41."""
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 1 else f"{x:.2g}"
@@ -186,13 +206,14 @@ def _fmt_row(r: dict) -> str:
     edit = f"{_num(r['edit_ms_p50'])} / {_num(r['edit_ms_p95'])} ms" if "edit_ms_p50" in r else "no directions"
     inv = f"{_num(r['invert_s'])} s" if "invert_s" in r else "no encoder"
     return (f"| {r['device']} | {r['load_s']:.2f} s | {edit} | {_num(r['steer_steps_per_s_b1'])} steps/s | "
-            f"{_num(r['steer_steps_per_s_b16'])} steps/s | {inv} |")
+            f"{_num(r['steer_steps_per_s_b16'])} steps/s | {_num(r['more_30_s'])} s | {inv} |")
 
 
 # (label, key, unit, higher is better)
 METRICS = [("edit→image p50", "edit_ms_p50", "ms", False), ("edit→image p95", "edit_ms_p95", "ms", False),
            ("steering b=1", "steer_steps_per_s_b1", "steps/s", True),
            ("steering b=16", "steer_steps_per_s_b16", "steps/s", True),
+           ("window \"more\", 30 steps", "more_30_s", "s", False),
            ("inversion (crop+E+100 steps)", "invert_s", "s", False),
            ("photo: preview", "preview_s", "s", False), ("photo: refine", "refine_s", "s", False),
            ("photo: tune", "tune_s", "s", False), ("photo: edit-ready", "ready_s", "s", False)]
@@ -235,8 +256,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return [bench_device(args.models, d, args.repeats, args.steer_steps, args.threads, photo) for d in devices]
 
     results = run_all()
-    print("| device | load | edit→image p50 / p95 | steering b=1 | steering b=16 | inversion (crop+E+100 steps) |")
-    print("|---|---|---|---|---|---|")
+    print("| device | load | edit→image p50 / p95 | steering b=1 | steering b=16 | window \"more\", 30 steps "
+          "(goal ≤ 1 s) | inversion (crop+E+100 steps) |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         print(_fmt_row(r))
     print()
@@ -246,6 +268,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("|---|---|---|---|---|---|")
     for r in results:
         print(_fmt_photo(r))
+    if args.startup:
+        from training.bench_startup import measure, report
+
+        print()
+        print(report(measure(3)))
     if not args.under_load:
         return results
     load = f"{args.load_procs} {args.load} competitor process{'es' if args.load_procs != 1 else ''}"
