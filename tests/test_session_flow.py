@@ -330,3 +330,19 @@ def test_the_close_question_maps_its_buttons(qapp, monkeypatch, button, answer):
 
     monkeypatch.setattr(QMessageBox, "exec", lambda self: getattr(QMessageBox.StandardButton, button).value)
     assert ask_save_changes(None) == answer
+
+
+def test_the_window_edits_a_core_session_the_cli_can_read(make_window, qtbot, tmp_path):
+    """One session model: the window's history, snapshots, pins and "before" face are a
+    core.session.Session's, so what it holds is what `--session` commands read and write."""
+    from core.session import Session
+
+    w = make_window()
+    assert isinstance(w.session, Session)
+    w.take_snapshot()
+    w.add_pin()
+    assert w.session.history is w.history and w.session.current is w.state
+    assert w.session.snapshots is w.snapshots and len(w.session.snapshots) == 1
+    assert w.session.keyframes is w.keyframes and len(w.session.keyframes) == 1
+    assert w.session.start is w.state  # a fresh face is its own "before"
+    assert window_session(w) is w.session and w.session.models.z_dim == w.engine.z_dim

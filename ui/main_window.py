@@ -19,6 +19,7 @@ from core.history import EditState, History, Keyframes, Snapshots
 from core.inversion import InvertConfig
 from core.jobs import CanvasMap
 from core.policy import WINDOW_STEER
+from core.session import Session, models_info
 from core.worker import JobState
 from ui.attribute_panel import AttributePanel
 from ui.bridge import Bridge, Task
@@ -46,14 +47,13 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.settings = settings if settings is not None else QSettings()
         self.icons = IconBinder()
         self.bridge = Bridge(engine, self)
-        self.history = History()
-        self.snapshots = Snapshots()
-        self.keyframes = Keyframes()
-        self.state: EditState | None = None  # the face being edited (a recipe)
+        # The editing session — history, snapshots, pins, the "before" face — is a core.session.Session,
+        # the same model the CLI's --session reads and writes; the properties below are views of it.
+        self.session = Session(models=models_info(engine))
+        self.state: EditState | None = None  # the face being edited (a recipe; the history's current)
         self.frame: Frame | None = None  # the rendered face of `frame_state`
         self.frame_state: EditState | None = None
-        self.start_frame: Frame | None = None  # the "before" face: where this editing session started
-        self._start_state: EditState | None = None
+        self.start_frame: Frame | None = None  # the rendered "before" face (`session.start`)
         self.directions_available: list[bool] | None = None
         self.steer_config = WINDOW_STEER
         self.invert_config = InvertConfig()
@@ -94,7 +94,38 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.new_face(self.settings.value("face/seed", 0, type=int))
         self.face_view.setFocus()  # the keyboard starts on the face, not in the attribute filter
 
-    # =========================================================================== building
+    # =========================================================================== the session's parts
+    @property
+    def history(self) -> History:
+        return self.session.history
+
+    @history.setter
+    def history(self, history: History) -> None:
+        self.session.history = history
+
+    @property
+    def snapshots(self) -> Snapshots:
+        return self.session.snapshots
+
+    @snapshots.setter
+    def snapshots(self, snapshots: Snapshots) -> None:
+        self.session.snapshots = snapshots
+
+    @property
+    def keyframes(self) -> Keyframes:
+        return self.session.keyframes
+
+    @keyframes.setter
+    def keyframes(self, keyframes: Keyframes) -> None:
+        self.session.keyframes = keyframes
+
+    @property
+    def _start_state(self) -> EditState | None:
+        return self.session.start
+
+    @_start_state.setter
+    def _start_state(self, state: EditState | None) -> None:
+        self.session.start = state
 
     # =========================================================================== building
     def _build_ui(self) -> None:

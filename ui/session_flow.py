@@ -29,8 +29,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.jobs import render_face
-from core.session import (SUFFIX, Encoded, ModelsInfo, Session, SessionError, encode, load_session, read_meta,
-                          write_encoded)
+from core.session import (SUFFIX, Encoded, ModelsInfo, Session, SessionError, encode, load_session, models_info,
+                          read_meta, write_encoded)
 
 AUTOSAVE_POLL_MS = 500
 MAX_SLOTS = 8  # windows open at once, each with its own autosave file
@@ -61,12 +61,9 @@ def default_data_dir() -> Path:
 
 
 def window_session(window) -> Session:
-    """The window's editing session, as the objects it holds (nothing copied)."""
-    engine = window.engine
-    return Session(history=window.history, snapshots=window.snapshots, keyframes=window.keyframes,
-                   start=window._start_state,
-                   models=ModelsInfo(z_dim=engine.z_dim, attributes=list(engine.attributes),
-                                     generator_hash=engine.generator_hash))
+    """The window's editing session: the `Session` it edits (nothing copied), stamped with its models."""
+    window.session.models = models_info(window.engine)
+    return window.session
 
 
 def work_fingerprint(session: Session) -> tuple:
