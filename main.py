@@ -112,9 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-out", default=None, help="also write the aligned crop (same framing as --out)")
     p.add_argument("--paste-out", default=None, help="also write the result pasted back into the photo")
     p.add_argument("--save-z", default=None, help="also save z (and the generator change) to this .pt file")
+    p.add_argument("--session", default=None, metavar="FILE",
+                   help="record the photo's face (with its own generator and the photo) in this session, as a new "
+                        "face; the window, `edit`, `steer --in-photo` and `walk` then start from it")
     p = sub.add_parser("walk", help="keyframe path (--to-seed) or walk along a direction; GIF")
     _common(p, "walk.gif")
     _gif(p)
+    p.add_argument("--session", default=None, metavar="FILE",
+                   help="start from this session's face (when no --seed is given); nothing is recorded")
+    p.set_defaults(seed=None)
     p.add_argument("--to-seed", type=_int_in(0, MAX_SEED), action="append", default=[],
                    help="next keyframe (repeatable)")
     p.add_argument("--direction", default=None, metavar="ATTR")
@@ -332,27 +338,35 @@ def cmd_invert(args: argparse.Namespace) -> int:
         print(f"wrote the result pasted into the photo to {save_png(pasted, args.paste_out)}")
     if args.save_z:
         _save_tensor({"z": res.z, "generator_delta": outcome.delta.to_dict() if outcome.delta else None}, args.save_z)
+    if args.session:
+        from core.history import EditState
+        from core.session import SessionFile
+
+        z = outcome.frame.z
+        face = EditState(base=z, label=f"photo {Path(args.photo).name}", z=z, generator=outcome.delta)
+        print(f"recorded the photo's face in {SessionFile(args.session, engine).record(face)}")
     return 0
 
 
 def cmd_walk(args: argparse.Namespace) -> int:
     from core.jobs import export_gif
     from core.policy import SLIDER_MAX_ALPHA
-    from core.session import seed_state
+    from core.session import SessionFile, seed_state
     from core.worker import run_inline
 
     _check_out(args.out, ".gif")
     engine = _engine(args)
+    origin = SessionFile(args.session, engine).origin(args.seed)  # a session's face, or the seed's (default 0)
     if args.direction:
         if args.max_alpha is None:
             args.max_alpha = SLIDER_MAX_ALPHA  # the window's slider range: one policy for both
         _check_alpha("--max-alpha", args.max_alpha, engine.z_dim)
         engine.attribute_index(args.direction)  # a clear error for an unknown name, before any work
-        request = _gif_request(args, "walk", state=seed_state(args.seed), attribute=args.direction,
+        request = _gif_request(args, "walk", state=origin, attribute=args.direction,
                                max_alpha=args.max_alpha, frames=args.frames, walk_loop=args.loop)
         count = args.frames
     elif args.to_seed:
-        pins = [seed_state(s) for s in [args.seed, *args.to_seed]]
+        pins = [origin] + [seed_state(s) for s in args.to_seed]
         request = _gif_request(args, "path", pins=pins, frames_per_segment=args.frames, loop_path=args.loop)
         count = (len(pins) - (0 if args.loop else 1)) * args.frames + (0 if args.loop else 1)
     else:

@@ -95,3 +95,30 @@ def test_session_file_without_a_path_records_nothing(tiny_models):
     engine = Engine(tiny_models, device="cpu", start_worker=False)
     f = SessionFile(None, engine)
     assert f.origin(None).seed == 0 and f.record(f.origin(3)) is None
+
+
+def test_a_photo_face_from_the_cli_is_steered_in_its_photo_and_walked(cli, tmp_path):
+    """invert --session records the photo's face (its own generator and the photo); steer --in-photo and
+    walk then start from it, with no window in between."""
+    from PIL import Image
+
+    photo, session = tmp_path / "me.png", tmp_path / "me.lsteer"
+    Image.new("RGB", (150, 110), (190, 140, 110)).save(photo)
+    code, text, err = cli("invert", str(photo), "--steps", "2", "--tune-steps", "2", "--out", str(tmp_path / "i.png"),
+                          "--session", str(session))
+    assert code == 0, err
+    assert "recorded the photo's face" in text
+    s = load_session(session)
+    face = s.current
+    assert len(s.history) == 1 and face.label == "photo me.png" and face.generator is not None
+    assert face.generator.photo is not None and face.generator.photo.size == (150, 110)
+
+    code, text, err = cli("steer", "--more", "Smiling", "--steps", "2", "--until", "0", "--in-photo",
+                          "--out", str(tmp_path / "s.gif"), "--session", str(session))
+    assert code == 0, err
+    with Image.open(tmp_path / "s.gif") as gif:
+        assert gif.size == (150, 110)  # pasted into the photo
+    code, text, err = cli("walk", "--direction", "Smiling", "--frames", "3", "--out", str(tmp_path / "w.gif"),
+                          "--session", str(session))
+    assert code == 0, err
+    assert len(load_session(session).history) == 2  # the walk recorded nothing
