@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -48,6 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="previous: the steering/slider policy that shipped before the yardsticks (core.policy)")
     p.add_argument("--grids", default=None, help="folder for start | window | slider grids, one per attribute")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
+    p.add_argument("--views", type=int, default=None, help="try the window/CLI steering with this many EOT views")
+    p.add_argument("--identity-weight", type=float, default=None, help="try this identity-term weight")
+    p.add_argument("--guide", type=float, default=None, help="try this weight of the global direction")
     args = p.parse_args(argv)
     if args.faces < 1:
         p.error("--faces must be at least 1")
@@ -133,6 +137,11 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
     engine.policy = CURRENT if args.policy == "current" else PREVIOUS
+    tried = {k: v for k, v in (("views", args.views), ("identity_weight", args.identity_weight),
+                                ("guide", args.guide)) if v is not None}
+    if tried:  # a variant of the policy, to measure before it ships
+        engine.policy = replace(engine.policy, window=replace(engine.policy.window, **tried),
+                                cli=replace(engine.policy.cli, **tried))
     if engine.directions is None and any(m.startswith("slider") for m in args.modes):
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
@@ -160,7 +169,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(f"{name}: " + ", ".join(f"{m} {100 * rows[name][m]['success']:.0f} %" for m in args.modes),
               file=sys.stderr)
     return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes,
-            "policy": args.policy}
+            "policy": args.policy + "".join(f", {k} {v}" for k, v in tried.items())}
 
 
 def save_edit_grid(path: Path, start: torch.Tensor, shown: dict[str, torch.Tensor]) -> None:
