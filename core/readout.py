@@ -41,7 +41,8 @@ def likeness_words(distance: float | None) -> str:
 def describe(changes: list[tuple[str, float]], display=lambda name: name.replace("_", " ")) -> str:
     if not changes:
         return "Nothing else changed noticeably."
-    return "Also changed: " + ", ".join(f"{display(n)} {'+' if d > 0 else '−'}{abs(d) * 100:.0f} %" for n, d in changes)
+    moved = ", ".join(f"{display(n)} {'+' if d > 0 else '−'}{abs(d) * 100:.0f} %" for n, d in changes)
+    return f"Also changed: {moved}."  # a sentence: the likeness words follow it
 
 
 _METRIC = None

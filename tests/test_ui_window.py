@@ -451,6 +451,8 @@ def test_readout_names_what_else_changed_and_whether_it_is_the_same_person(make_
         assert text.startswith("Nothing else changed")
     if identity.available():
         qtbot.waitUntil(lambda: "person" in w.readout.text(), timeout=20_000)
+        first, _, second = w.readout.text().partition(". ")
+        assert second and "person" in second  # two sentences: what else changed. Whether it is the same person.
     w.new_face(5)  # a new starting face clears it
     settle(w, qtbot)
     assert w.readout.text() == ""
