@@ -80,7 +80,9 @@ def test_engine_inverts_with_its_own_generator_and_bounds_the_cache(tiny_models)
     tuned = run_inline(engine.invert_job, crop, InvertConfig(steps=10, tune=TuneConfig(steps=20, lr=3e-3)),
                        on_progress=events.append)
     steps = [e for e in events if hasattr(e, "step")]
-    assert [e.step for e in steps] == list(range(1, 31)) and all(e.total == 30 for e in steps)
+    # step 0 is the encoder's guess (the first preview), then 10 refining and 20 tuning steps
+    assert [e.step for e in steps] == list(range(0, 31)) and all(e.total == 30 for e in steps)
+    assert [e.stage for e in steps] == ["encode"] + ["refine"] * 10 + ["tune"] * 20
     assert any(e.message.startswith("tuning") for e in steps)
     assert tuned.delta is not None and tuned.delta.base_hash == engine.generator_hash
     x = target.float().div(127.5).sub(1).unsqueeze(0)
