@@ -1,7 +1,8 @@
 """The yardsticks every quality number is read with: the evaluator and the face-identity metric.
 
 Neither is touched by the methods they grade: the evaluator (`core.models.Evaluator`, its own
-checkpoint kind) is loaded only here, by `training.evaluate` and `training.eval_control`; the
+checkpoint kind) is loaded only here, by `training.evaluate`, `training.eval_control` and
+`training.eval_photo_edits`; the
 identity metric is dlib's face-recognition ResNet (`core.identity`). Numbers from the steering
 classifier can only flatter an edit it drove, so they are printed, when at all, as "self-graded".
 """
