@@ -2,9 +2,9 @@
 
 Neither is touched by the methods they grade: the evaluator (`core.models.Evaluator`, its own
 checkpoint kind) is loaded only here, by `training.evaluate`, `training.eval_control` and
-`training.eval_photo_edits`; the
-identity metric is dlib's face-recognition ResNet (`core.identity`). Numbers from the steering
-classifier can only flatter an edit it drove, so they are printed, when at all, as "self-graded".
+`training.eval_photo_edits`; the identity metric is dlib's face-recognition ResNet
+(`core.identity`). Numbers from the steering classifier can only flatter an edit it drove, so they
+are printed, when at all, as "self-graded".
 """
 from __future__ import annotations
 
