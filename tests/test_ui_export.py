@@ -59,13 +59,19 @@ def test_gif_of_the_last_steering_run_with_captions_and_folder_opening(make_wind
     assert w.settings.value("gif/size", type=int) == 128 and w.settings.value("gif/captions", type=bool)
 
 
-def test_gif_of_the_keyframe_path_with_pingpong(make_window, qtbot, tmp_path):
+def window_with_two_pins(make_window, qtbot):
+    """A window whose canvas holds two keyframe pins: the face, and a point moved off it."""
     w = make_window()
     w.add_pin()
     w.canvas_panel.canvas.handle_moved.emit(1.5, -1.0)
     w.canvas_panel.canvas.handle_released.emit(1.5, -1.0)
     settle(w, qtbot)
     w.add_pin()
+    return w
+
+
+def test_gif_of_the_keyframe_path_with_pingpong(make_window, qtbot, tmp_path):
+    w = window_with_two_pins(make_window, qtbot)
     qtbot.mouseClick(w.canvas_panel.export, Qt.MouseButton.LeftButton)  # the canvas's GIF… button
     dialog = w.gif_dialog
     assert dialog.current_source() == "path"
@@ -80,12 +86,7 @@ def test_gif_of_the_keyframe_path_with_pingpong(make_window, qtbot, tmp_path):
 
 
 def test_the_path_gif_has_the_frames_play_shows(make_window, qtbot, tmp_path):
-    w = make_window()
-    w.add_pin()
-    w.canvas_panel.canvas.handle_moved.emit(1.5, -1.0)
-    w.canvas_panel.canvas.handle_released.emit(1.5, -1.0)
-    settle(w, qtbot)
-    w.add_pin()
+    w = window_with_two_pins(make_window, qtbot)
     w.set_playing(True)
     qtbot.waitUntil(lambda: len(w._play_frames) > 0, timeout=30_000)
     shown = len(w._play_frames)
