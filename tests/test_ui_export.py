@@ -9,7 +9,9 @@ from PySide6.QtCore import QUrl, Qt
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QApplication, QFileDialog
 
+from core.export import gif_durations
 from core.steering import SteerConfig
+from ui.canvas_flow import PLAY_FPS
 
 
 def settle(window, qtbot, timeout: int = 30_000) -> None:
@@ -25,6 +27,16 @@ def read_gif(path: Path) -> tuple[int, tuple[int, int], dict]:
             im.seek(i)
             im.load()
     return n, size, info
+
+
+def frame_delays(path: Path) -> list[int]:
+    """The delay stored with each frame of a GIF (metadata, in ms)."""
+    with Image.open(path) as im:
+        delays = []
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            delays.append(im.info["duration"])
+    return delays
 
 
 def export(dialog, qtbot, path: Path) -> Path:
@@ -94,7 +106,7 @@ def test_the_path_gif_has_the_frames_play_shows(make_window, qtbot, tmp_path):
     dialog = w.open_gif_dialog("path")
     n, _size, info = read_gif(export(dialog, qtbot, tmp_path / "as-played.gif"))
     assert n == shown == 24  # 2 pins, back to the first: 2 segments of 12 (it used to be 13 vs 24)
-    assert abs(info.get("duration") - 1000 / 12) <= 10  # at Play's speed (GIF delays are whole 1/100 s)
+    assert frame_delays(tmp_path / "as-played.gif") == gif_durations(24, PLAY_FPS)  # Play's frame rate
 
 
 def test_gif_of_a_walk_along_a_direction(make_window, qtbot, tmp_path):
