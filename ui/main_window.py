@@ -38,6 +38,11 @@ from ui.snapshot_strip import SnapshotStrip
 from ui.theme import theme_actions
 
 
+def _session_part(name: str) -> property:
+    """A window attribute that reads and writes `window.session.<name>` (the window keeps no copy)."""
+    return property(lambda self: getattr(self.session, name), lambda self, value: setattr(self.session, name, value))
+
+
 class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
     face_shown = Signal()  # the face of the current state is on screen
 
@@ -95,37 +100,10 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.face_view.setFocus()  # the keyboard starts on the face, not in the attribute filter
 
     # =========================================================================== the session's parts
-    @property
-    def history(self) -> History:
-        return self.session.history
-
-    @history.setter
-    def history(self, history: History) -> None:
-        self.session.history = history
-
-    @property
-    def snapshots(self) -> Snapshots:
-        return self.session.snapshots
-
-    @snapshots.setter
-    def snapshots(self, snapshots: Snapshots) -> None:
-        self.session.snapshots = snapshots
-
-    @property
-    def keyframes(self) -> Keyframes:
-        return self.session.keyframes
-
-    @keyframes.setter
-    def keyframes(self, keyframes: Keyframes) -> None:
-        self.session.keyframes = keyframes
-
-    @property
-    def _start_state(self) -> EditState | None:
-        return self.session.start
-
-    @_start_state.setter
-    def _start_state(self, state: EditState | None) -> None:
-        self.session.start = state
+    history: History = _session_part("history")
+    snapshots: Snapshots = _session_part("snapshots")
+    keyframes: Keyframes = _session_part("keyframes")
+    _start_state: EditState | None = _session_part("start")  # the "before" face's state
 
     # =========================================================================== building
     def _build_ui(self) -> None:
