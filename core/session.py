@@ -238,9 +238,9 @@ class _Encoder:
             self._delta_ids[id(delta)] = len(self.deltas)
             entry = {"base_hash": delta.base_hash, "key": delta.key,
                      "tensors": {name: self.tensor(t) for name, t in delta.tensors.items()}}
-            placement = getattr(delta, "photo", None)
+            placement = delta.photo
             if placement is not None:  # the photo (HWC uint8 -> CHW) and where the face sits in it
-                entry["photo"] = {"image": self.tensor(torch.tensor(placement.photo).permute(2, 0, 1).contiguous()),
+                entry["photo"] = {"image": self.tensor(torch.from_numpy(placement.photo).permute(2, 0, 1).contiguous()),
                                   "transform": [float(x) for x in np.asarray(placement.transform).ravel()]}
             self.deltas.append(entry)
         return self._delta_ids[id(delta)]
