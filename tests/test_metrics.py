@@ -49,3 +49,48 @@ def test_attribute_accuracy_counts_decisions():
     labels = torch.tensor([[1, 0], [1, 1], [0, 0], [0, 0]])
     acc = attribute_accuracy(Fixed(), images, labels)
     assert acc.tolist() == [0.75, 0.75]
+
+
+class _Scaled(torch.nn.Module):
+    """A toy 'generator': a fixed random pattern of z that varies `gain` times as fast; gain 0 ignores z."""
+
+    def __init__(self, gain: float):
+        super().__init__()
+        self.z_dim, self.gain = 16, gain
+        self.proj = torch.nn.Linear(16, 3 * 64 * 64)
+        torch.nn.init.normal_(self.proj.weight, std=0.3, generator=torch.Generator().manual_seed(3))
+        torch.nn.init.zeros_(self.proj.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return 0.8 * torch.sin(self.proj(self.gain * z)).view(-1, 3, 64, 64)
+
+
+def test_path_length_is_zero_for_a_generator_that_ignores_z_and_grows_with_sharpness():
+    from core.metrics import path_length
+    from core.models import Classifier, ClassifierConfig, Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    classifier = Classifier(ClassifierConfig(num_attributes=4, width=8)).eval()
+    flat, mild, sharp = (path_length(_Scaled(g), classifier, n=40, batch=20) for g in (0.0, 0.5, 2.0))
+    assert flat < 1e-6
+    assert mild > 0 and sharp > 2 * mild
+    # the same seed walks the same paths
+    assert path_length(_Scaled(0.5), classifier, n=40, batch=20) == mild
+    dcgan = Generator(GeneratorConfig(z_dim=8, width=8)).eval()
+    try:
+        path_length(dcgan, classifier, space="w", n=4)
+    except ValueError as exc:
+        assert "w space" in str(exc)
+    else:
+        raise AssertionError("a DCGAN has no w space to measure")
+
+
+def test_path_length_in_w_for_a_style_generator():
+    from core.metrics import path_length
+    from core.models import Classifier, ClassifierConfig, StyleGenerator, StyleGeneratorConfig
+
+    torch.manual_seed(0)
+    classifier = Classifier(ClassifierConfig(num_attributes=4, width=8)).eval()
+    g = StyleGenerator(StyleGeneratorConfig(z_dim=8, w_dim=8, width=8, mapping_layers=2)).eval()
+    w_len, z_len = path_length(g, classifier, "w", n=8, batch=8), path_length(g, classifier, "z", n=8, batch=8)
+    assert math.isfinite(w_len) and math.isfinite(z_len) and w_len > 0 and z_len > 0

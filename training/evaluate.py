@@ -22,7 +22,7 @@ from core.checkpoint import load_checkpoint
 from core.data import load_celeba, to_model_range
 from core.device import describe, resolve_device
 from core.identity import SAME_PERSON
-from core.metrics import attribute_accuracy, classifier_features, frechet_distance, psnr
+from core.metrics import attribute_accuracy, classifier_features, frechet_distance, path_length, psnr
 from training.yardsticks import EVALUATOR_FILE, Yardsticks
 
 MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
@@ -96,6 +96,9 @@ def evaluate(args: argparse.Namespace) -> dict:
     results["fd_real_floor"] = frechet_distance(classifier_features(classifier, train_x[:n]), real_feats)
     gen = load_checkpoint(models / "generator.pt", "generator", device).model
     results["fd_generator"] = frechet_distance(classifier_features(classifier, sample(gen, n, args.seed, device)), real_feats)
+    results["path_length"] = {"z": path_length(gen, classifier, "z", seed=args.seed)}
+    if hasattr(gen, "synthesis"):
+        results["path_length"]["w"] = path_length(gen, classifier, "w", seed=args.seed)
     real_share = positive_share(classifier, held_x.to(device))
     gen_share = torch.zeros_like(real_share)
     for start in range(0, args.coverage_n, 2000):  # in chunks: 10,000 faces at once is 500 MB
@@ -207,6 +210,8 @@ def markdown(results: dict) -> str:
         lines.append(f"| FD_cls baseline (plain DCGAN recipe) | {results['fd_baseline']:.2f} |")
         lines.append(f"| shipped / baseline | {ratio:.3f} |")
     lines.append(f"| FD_cls real vs real (floor) | {results['fd_real_floor']:.2f} |")
+    for space, value in results.get("path_length", {}).items():
+        lines.append(f"| perceptual path length in {space} (classifier maps, lower = smoother) | {value:.1f} |")
     if "encoder" in results:
         enc = results["encoder"]
         lines.append(f"| encoder PSNR G(E(x)) vs x, mean / median | {enc['psnr_mean']:.2f} / {enc['psnr_median']:.2f} dB |")
