@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, state_hash
+from core.latent import sample_codes
 
 
 @dataclass
@@ -115,7 +116,7 @@ def fit_directions(generator: nn.Module, classifier: nn.Module, attributes: list
     config = config or FitConfig()
     device = next(generator.parameters()).device
     g = torch.Generator().manual_seed(config.seed)
-    z_all = torch.randn(config.samples, generator.z_dim, generator=g)
+    z_all = sample_codes(generator, config.samples, g)
     logits = []
     with torch.no_grad():
         for i in range(0, config.samples, config.batch_size):

@@ -23,7 +23,8 @@ from core.data import default_cache_dir, open_image, to_model_range, to_uint8
 from core.device import describe, resolve_device
 from core.directions import Directions, FitConfig, fit_directions, load_directions, save_directions
 from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
-from core.models import prepare_for_inference
+from core.latent import on_sphere, sample_codes
+from core.models import edit_space, prepare_for_inference
 from core.policy import CURRENT, Policy, held_attributes
 from core.steering import SteerConfig, SteerResult, steer
 from core.tuning import GeneratorDelta, TuneResult, tune_generator
@@ -90,15 +91,17 @@ class Engine:
         self.threads = apply_thread_policy(threads)
         self.models_dir = Path(models_dir)
         self.device = resolve_device(device)
-        self.generator = self._load("generator.pt", "generator")
+        # a style G is edited in w (core.models.WSpaceGenerator): codes, directions and the encoder are w's
+        self.generator = edit_space(self._load("generator.pt", "generator"))
         classifier_ck = load_checkpoint(self.models_dir / "classifier.pt", "classifier", self.device)
         self.classifier = prepare_for_inference(classifier_ck.model)
         self.attributes: list[str] = classifier_ck.attributes
         encoder_path = self.models_dir / "encoder.pt"
         self.encoder = self._load("encoder.pt", "encoder") if encoder_path.exists() else None
         if self.encoder is not None and self.encoder.z_dim != self.generator.z_dim:
-            raise CheckpointError(f"{encoder_path}: encoder outputs z of size {self.encoder.z_dim}, "
-                                  f"the generator takes {self.generator.z_dim}")
+            raise CheckpointError(f"{encoder_path}: encoder outputs codes of size {self.encoder.z_dim}, "
+                                  f"the generator is edited with codes of size {self.generator.z_dim}"
+                                  + (" (w: train the encoder for this generator)" if not on_sphere(self.generator) else ""))
         self.generator_hash = state_hash(self.generator)
         self.directions_cache = Path(directions_cache) if directions_cache else default_cache_dir()
         self.directions: Directions | None = self._find_directions()
@@ -196,7 +199,7 @@ class Engine:
         return frames
 
     def z_from_seed(self, seed: int, n: int = 1) -> torch.Tensor:
-        return torch.randn(n, self.z_dim, generator=torch.Generator().manual_seed(int(seed)))
+        return sample_codes(self.generator, n, torch.Generator().manual_seed(int(seed)))
 
     # -- jobs --------------------------------------------------------------------------------
 

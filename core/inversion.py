@@ -22,6 +22,7 @@ from torch import nn
 from core import align
 from core.align import CROP, apply_affine, invert_affine
 from core.data import to_model_range
+from core.latent import on_sphere
 from core.losses import maps_distance, normalised_maps
 from core.metrics import psnr
 from core.tuning import TuneConfig
@@ -188,13 +189,15 @@ def invert(generator: nn.Module, encoder: nn.Module, classifier: nn.Module | Non
     psnr0 = float(psnr(image0, x)[0])
     yield InvertStep(step=0, total=config.steps, z=z0.cpu(), image=image0.cpu(), loss=math.nan, psnr_db=psnr0)
     d = z0.shape[1]
+    sphere = on_sphere(generator)
 
     def loss_of(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image = generator(z)
         loss = config.w_pixel * (image - x).square().mean()
         if target_maps is not None:
             loss = loss + config.w_feature * maps_distance(normalised_maps(classifier, image), target_maps).mean()
-        loss = loss + config.w_prior * (z.square().sum() / d - 1).square()
+        if sphere:  # keep z near the prior's shell (a style G's w has none)
+            loss = loss + config.w_prior * (z.square().sum() / d - 1).square()
         if config.w_encoder > 0:
             loss = loss + config.w_encoder * (z - encoder(image)).square().mean()
         return loss, image

@@ -74,6 +74,19 @@ def typical_norm(dim: int) -> float:
     return math.sqrt(dim)
 
 
+def on_sphere(generator: torch.nn.Module) -> bool:
+    """Whether `generator` takes prior z (kept on the shell by `renormalise`), not e.g. a style G's w."""
+    return getattr(generator, "code_space", "z") == "z"
+
+
+def sample_codes(generator: torch.nn.Module, n: int, rng: torch.Generator | None = None) -> Tensor:
+    """`n` random codes (CPU) for `generator`: z ~ N(0, I), or what its own `sample_codes` draws."""
+    sample = getattr(generator, "sample_codes", None)
+    if sample is not None:
+        return sample(n, rng)
+    return torch.randn(n, generator.z_dim, generator=rng)
+
+
 def renormalise(z: Tensor) -> Tensor:
     """Scale each row of z to the typical norm sqrt(d), keeping its direction.
 

@@ -304,6 +304,45 @@ class StyleGenerator(nn.Module):
         return self.synthesis(w)
 
 
+class WSpaceGenerator(nn.Module):
+    """A style generator seen from w: `forward(w)` is `synthesis(w)`, and `z_dim` is w's size.
+
+    The engine edits faces in the space its generator takes, so wrapping a style G makes every
+    job that moves a code and renders it (steering, sliders, directions, inversion, tuning) work
+    in w, where attributes are less entangled than in z, without a branch of its own. Codes come
+    from `sample_codes` (mapped prior z, as the faces G was trained to draw), not from N(0, I),
+    and there is no sphere to keep them on (`code_space` says so).
+    """
+
+    code_space = "w"
+
+    def __init__(self, style: StyleGenerator):
+        super().__init__()
+        self.style = style
+
+    @property
+    def z_dim(self) -> int:
+        return self.style.w_dim
+
+    @property
+    def config(self) -> StyleGeneratorConfig:
+        return self.style.config
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.style.synthesis(w)
+
+    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` codes (CPU) of faces as G draws them: w = mapping(z), z ~ N(0, I) drawn with `generator`."""
+        z = torch.randn(n, self.style.z_dim, generator=generator)
+        with torch.no_grad():
+            return self.style.mapping(z.to(self.style.const.device)).float().cpu()
+
+
+def edit_space(generator: nn.Module) -> nn.Module:
+    """The generator as the engine edits with it: a style G in w (`WSpaceGenerator`), others as they are."""
+    return WSpaceGenerator(generator) if isinstance(generator, StyleGenerator) else generator
+
+
 # ---------------------------------------------------------------------------------------------
 # Discriminator / critic
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.data import to_uint8
-from core.latent import renormalise
+from core.latent import on_sphere, renormalise
 from core.losses import maps_distance, normalised_maps
 
 
@@ -208,6 +208,7 @@ def steer(
         ok = (logits * direction_sign > margin) | ~is_target
         return ok.all(dim=1)
 
+    sphere = on_sphere(generator)  # a style G's w has no prior shell to return to
     z = z0.clone()
     active = ~reached(logits0)
     steps_taken = torch.zeros(z.shape[0], dtype=torch.long)
@@ -263,7 +264,7 @@ def steer(
         if lock_grads:
             moved = z + _hold_locks(heading * config.step_size, torch.stack(lock_grads, 1),
                                     logits_var.detach()[:, locks] - logits0[:, locks], config.step_size)
-        if config.renormalise:
+        if config.renormalise and sphere:
             moved = renormalise(moved)
         z = torch.where(active.unsqueeze(1), moved, z).detach()
         steps_taken += active.cpu().long()

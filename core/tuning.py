@@ -14,12 +14,13 @@ from __future__ import annotations
 import copy
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 
+from core.latent import sample_codes
 from core.losses import maps_distance, normalised_maps
 from core.metrics import psnr
 
@@ -37,6 +38,10 @@ class TuneConfig:
     locality_radius: float = 2.5  # the sliders' typical reach (‖z‖ ≈ √d ≈ 11 for d = 128)
     tune: tuple[str, ...] = ()  # parameter-name prefixes to tune; () = all
     seed: int = 0
+
+    def override(self, **values: object) -> "TuneConfig":
+        """A copy with the given fields replaced; None means "keep" (unset command-line options)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
 
     def validate(self) -> None:
         if not (isinstance(self.steps, int) and 0 <= self.steps <= 10_000):
@@ -149,7 +154,7 @@ def tune_generator(generator: nn.Module, classifier: nn.Module | None, z: torch.
             picks = torch.randint(len(dirs), (n_near // 2,), generator=gen)
             u[: n_near // 2] = dirs[picks] * torch.where(torch.rand(len(picks), 1, generator=gen) < 0.5, -1.0, 1.0)
         near = z.cpu() + config.locality_radius * u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return torch.cat([near, torch.randn(n_far, d, generator=gen)]).to(device)
+        return torch.cat([near, sample_codes(generator, n_far, gen)]).to(device)
 
     opt = torch.optim.Adam([p for p in tuned.parameters() if p.requires_grad], lr=config.lr)
     for step in range(config.steps):

@@ -10,7 +10,11 @@ import torch
 from conftest import write_celeba
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.engine import Engine
-from core.models import Generator, StyleGenerator, StyleGeneratorConfig
+from core.data import to_uint8
+from core.directions import FitConfig
+from core.inversion import FaceCrop, InvertConfig
+from core.latent import on_sphere
+from core.models import Encoder, EncoderConfig, Generator, StyleGenerator, StyleGeneratorConfig, WSpaceGenerator
 from core.steering import SteerConfig
 from core.worker import run_inline
 from training import train_gan
@@ -94,20 +98,43 @@ def test_checkpoint_rebuilds_the_same_style_generator_from_its_metadata(tmp_path
         load_checkpoint(tmp_path / "bad.pt")
 
 
-def test_engine_renders_and_steers_with_a_style_generator(tiny_models, tmp_path):
+def test_engine_edits_a_style_generator_in_w(tiny_models, tmp_path):
     folder = tmp_path / "models"
     shutil.copytree(tiny_models, folder)
     (folder / "directions.pt").unlink()  # fitted for the DCGAN
-    save_checkpoint(folder / "generator.pt", "generator", small())
+    style = small()
+    save_checkpoint(folder / "generator.pt", "generator", style)
+    # the tiny encoder predicts 16-number z; a style G is edited in its 32-number w
+    with pytest.raises(CheckpointError, match="train the encoder"):
+        Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs")
+    save_checkpoint(folder / "encoder.pt", "encoder", Encoder(EncoderConfig(z_dim=32, width=8)).eval())
     engine = Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs")
     try:
-        assert isinstance(engine.generator, StyleGenerator) and engine.z_dim == 16
+        assert isinstance(engine.generator, WSpaceGenerator) and not on_sphere(engine.generator)
+        assert engine.z_dim == 32
+        # a seed's code is the mapped prior z, and renders as G(z) would
+        w = engine.z_from_seed(3)
+        z = torch.randn(1, 16, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            assert torch.allclose(w, style.mapping(z), atol=1e-5)
+            expected = to_uint8(style(z))[0]
         frame = engine.random_job(3)
-        assert frame.image.shape == (3, 64, 64) and frame.image.dtype == torch.uint8 and frame.probs.shape == (40,)
-        assert torch.equal(engine.random_job(3).image, frame.image)
-        outcome = run_inline(engine.steer_job, engine.z_from_seed(5), {"Smiling": 1.0}, None,
-                             SteerConfig(steps=4, until=None))
-        assert len(outcome.frames) == 5 and not torch.equal(outcome.frames[-1].z, outcome.frames[0].z)
+        assert frame.image.shape == (3, 64, 64) and frame.probs.shape == (40,)
+        assert (frame.image.int() - expected.int()).abs().max() <= 1
+        # steering moves w and does not put it on z's sphere (√32 ≈ 5.7)
+        outcome = run_inline(engine.steer_job, w, {"Smiling": 1.0}, None, SteerConfig(steps=4, until=None, step_size=0.5))
+        moved = outcome.frames[-1].z
+        assert len(outcome.frames) == 5 and not torch.equal(moved, outcome.frames[0].z)
+        assert abs(float(moved.norm()) - 32 ** 0.5) > 0.5
+        # directions are fitted in w, and a photo inverts to a w (and its own tuned generator)
+        directions = run_inline(engine.fit_directions_job, FitConfig(samples=400, batch_size=200))
+        assert directions.vectors.shape == (40, 32)
+        crop = FaceCrop(image=frame.image, box=(0, 0, 64, 64), face=None)
+        config = InvertConfig(steps=2)
+        config.tune.steps = 2
+        inverted = run_inline(engine.invert_job, crop, config)
+        assert inverted.frame.z.shape == (32,) and inverted.delta is not None
+        assert all(name.startswith("style.") for name in inverted.delta.tensors)
     finally:
         engine.close()
 

@@ -193,3 +193,18 @@ def test_ship_then_evaluate_prints_card_table(trained, data_dir, tmp_path):
     assert "| Smiling |" in table and "generated share" in table
     for row in ("classifier mean accuracy", "FD_cls generator", "shipped / baseline", "real vs real", "encoder PSNR"):
         assert row in table
+
+
+def test_encoder_for_a_style_generator_predicts_w(trained, data_dir, tmp_path):
+    from core.checkpoint import save_checkpoint
+    from core.models import StyleGenerator, StyleGeneratorConfig
+
+    torch.manual_seed(0)
+    style = StyleGenerator(StyleGeneratorConfig(z_dim=16, w_dim=24, mapping_layers=2, width=8, max_channels=32)).eval()
+    save_checkpoint(tmp_path / "style.pt", "generator", style)
+    result = train_encoder.main([
+        "--data", str(data_dir), "--out", str(tmp_path / "enc"), "--smoke", "--cache-dir", trained["cache"],
+        "--generator", str(tmp_path / "style.pt"), "--classifier", trained["cls"]["checkpoint"], "--steps", "4"])
+    ck = load_checkpoint(result["checkpoint"], "encoder")
+    assert ck.config["z_dim"] == 24  # w's size, not z's 16: the engine edits a style G in w
+    assert ck.model(torch.randn(2, 3, 64, 64)).shape == (2, 24)

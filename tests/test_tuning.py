@@ -102,3 +102,11 @@ def test_engine_inverts_with_its_own_generator_and_bounds_the_cache(tiny_models)
     with pytest.raises(ValueError, match="another generator"):
         engine.render(tuned.result.z, GeneratorDelta(base_hash="0" * 16, tensors={}))
     assert engine.generator_hash == state_hash(engine.generator)
+
+
+def test_tune_config_override_replaces_only_the_given_fields_and_still_validates():
+    base = TuneConfig()
+    changed = base.override(locality_radius=5.0, w_edit=None)
+    assert changed.locality_radius == 5.0 and changed.w_edit == base.w_edit and base.locality_radius == 2.5
+    with pytest.raises(ValueError, match="lr"):
+        base.override(lr=-1.0).validate()

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from core.engine import MODELS_DIR, Engine
+from core.latent import sample_codes
 from core.policy import CURRENT, PREVIOUS, SLIDER_MAX_ALPHA, window_steer_config
 from core.steering import SteerConfig
 from core.worker import run_inline
@@ -64,7 +65,7 @@ def starting_faces(engine: Engine, sticks: Yardsticks, attr: int, n: int, seed: 
     gen = torch.Generator().manual_seed(seed + attr)
     zs, count = [], 0
     for _ in range(200):
-        z = torch.randn(500, engine.z_dim, generator=gen)
+        z = sample_codes(engine.generator, 500, gen)
         images = torch.stack([f.image for f in engine.render(z)])
         keep = sticks.probs(images)[:, attr] < 0.5
         zs.append(z[keep])

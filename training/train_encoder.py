@@ -24,9 +24,10 @@ from tqdm import tqdm
 from core.checkpoint import load_checkpoint, save_checkpoint, state_hash
 from core.data import to_model_range
 from core.device import autocast
+from core.latent import on_sphere, sample_codes
 from core.losses import image_distance
 from core.metrics import psnr
-from core.models import Encoder, EncoderConfig
+from core.models import Encoder, EncoderConfig, edit_space
 from training.common import (BatchSampler, MetricLog, base_parser, batch_line, param_hash, resume_run, save_grid,
                              setup, total_steps, train_summary)
 
@@ -71,7 +72,9 @@ def train(args: argparse.Namespace) -> dict:
     device, data, out = setup(args)
     dist = data.dist
     steps = total_steps(args, len(data.train_images), default_epochs=40, world=dist.world)
-    gen = load_checkpoint(args.generator, "generator", device).model
+    # the space the engine edits in: a style G's w (core.models.edit_space), so the encoder predicts w
+    gen = edit_space(load_checkpoint(args.generator, "generator", device).model)
+    sphere = on_sphere(gen)
     classifier = load_checkpoint(args.classifier, "classifier", device).model
     if classifier.config.image_size != args.image_size:
         raise SystemExit(f"--classifier {args.classifier}: {classifier.config.image_size} px, but the generator "
@@ -109,7 +112,7 @@ def train(args: argparse.Namespace) -> dict:
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for group in opt.param_groups:
             group["lr"] = lr
-        z = torch.randn(half, z_dim, device=device)
+        z = sample_codes(gen, half).to(device)
         with torch.no_grad():
             x_gen = gen(z).contiguous(memory_format=torch.channels_last)
         x_real, _ = sampler.next()
@@ -119,7 +122,7 @@ def train(args: argparse.Namespace) -> dict:
         z_gen, z_real = z_hat[:half], z_hat[half:]
         latent = (z_gen - z).square().mean()
         img = image_distance(classifier, recon, torch.cat([x_gen, x_real]), args.w_pixel, args.w_feature)
-        prior = (z_real.square().mean(1) - 1).square().mean()
+        prior = (z_real.square().mean(1) - 1).square().mean() if sphere else z_real.new_zeros(())
         loss = args.w_latent * latent + img.mean() + args.w_prior * prior
         opt.zero_grad(set_to_none=True)
         loss.backward()
