@@ -10,7 +10,9 @@ whose *result* the evaluator reads as lacking it (p < 0.5) get the window's "mor
 on the face's own generator, as the window runs it). Per edit, by the **evaluator**: success
 (p > 0.5 after), drift (mean |Δp| over the other 39); by **dlib**: the edited face vs the
 inversion before the edit and vs the photo's crop (< 0.6 = same person). The inversions are cached
-(`--cache`) so that policy variants (`--identity-weight`, `--guide`) are compared on the same faces.
+(`--cache`) so that policy variants (`--identity-weight`, `--guide`, `--views`, `--until`) are compared
+on the same faces; `--tune-radius`/`--tune-edit` invert with another pivotal tuning (use another
+cache), and `--untuned` edits the same z on the shared G: the ceiling that tuning can at best keep.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ import torch
 
 from core.engine import MODELS_DIR, Engine
 from core.identity import SAME_PERSON
-from core.inversion import FaceCrop
+from core.inversion import FaceCrop, InvertConfig
 from core.policy import window_steer_config
-from core.tuning import GeneratorDelta
+from core.tuning import GeneratorDelta, TuneConfig
 from core.worker import run_inline
 from training.eval_control import ATTRIBUTES, IDENTITY_ATTRIBUTES
 from training.yardsticks import Yardsticks, drift
@@ -47,6 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--guide", type=float, default=None, help="override the window policy's")
     p.add_argument("--views", type=int, default=None, help="override the window policy's (EOT views)")
     p.add_argument("--until", type=float, default=None, help="override the window policy's")
+    p.add_argument("--tune-radius", type=float, default=None, help="override pivotal tuning's locality radius")
+    p.add_argument("--tune-edit", type=float, default=None, help="override pivotal tuning's edit-locality weight")
+    p.add_argument("--untuned", action="store_true",
+                   help="edit the inverted z on the shared generator (no pivotal tuning): the ceiling tuning can keep")
     p.add_argument("--json", default=None)
     return p.parse_args(argv)
 
@@ -77,9 +83,10 @@ def invert_all(engine: Engine, args: argparse.Namespace) -> list[dict]:
         return [{"name": f["name"], "crop": f["crop"], "z": f["z"],
                  "delta": GeneratorDelta.from_dict(f["delta"]) if f["delta"] is not None else None}
                 for f in blob["faces"]]
+    tune = TuneConfig().override(locality_radius=args.tune_radius, w_edit=args.tune_edit)
     faces = []
     for name, source in sources(args):
-        outcome = run_inline(engine.invert_job, source)
+        outcome = run_inline(engine.invert_job, source, InvertConfig(tune=tune))
         faces.append({"name": name, "crop": outcome.crop.image, "z": outcome.frame.z, "delta": outcome.delta})
         print(f"inverted {name}", file=sys.stderr)
     if args.cache:
@@ -109,6 +116,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         base = replace(base, until=args.until)
     sticks = Yardsticks(args.models, engine.device, engine.attributes)
     faces = invert_all(engine, args)
+    if args.untuned:
+        faces = [{**f, "delta": None} for f in faces]
     start_images = torch.stack([engine.render(f["z"], f["delta"])[0].image for f in faces])
     crops = torch.stack([f["crop"] for f in faces])
     p0 = sticks.probs(start_images)
@@ -132,7 +141,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         rows[name] = row
         print(f"{name}: {row}", file=sys.stderr)
     return {"faces": len(faces), "device": engine.device_name, "identity_weight": base.identity_weight,
-            "guide": base.guide, "views": base.views, "until": base.until, "reconstruction_same_person": None if recon_same is None
+            "guide": base.guide, "views": base.views, "until": base.until, "untuned": args.untuned,
+            "tune_radius": args.tune_radius, "tune_edit": args.tune_edit, "reconstruction_same_person": None if recon_same is None
             else float((recon_same < SAME_PERSON).mean()), "rows": rows}
 
 
@@ -140,7 +150,10 @@ def markdown(results: dict) -> str:
     rows = results["rows"]
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
     out = [f"{results['faces']} inverted faces · window \"more\" (identity weight {results['identity_weight']}, "
-           f"guide {results['guide']}, views {results.get('views', 1)}, until {results.get('until')}) · success and drift by the **evaluator**, same person by **dlib** · "
+           f"guide {results['guide']}, views {results.get('views', 1)}, until {results.get('until')}"
+           f"{', untuned' if results.get('untuned') else ''}"
+           f"{', tuning radius ' + str(results['tune_radius']) if results.get('tune_radius') else ''}"
+           f"{', tuning edit weight ' + str(results['tune_edit']) if results.get('tune_edit') else ''}) · success and drift by the **evaluator**, same person by **dlib** · "
            f"reconstruction same person as the photo: {pct(results['reconstruction_same_person'])}", "",
            "| attribute | faces | success | drift | same as before the edit | same as the photo |",
            "|---|---|---|---|---|---|"]
