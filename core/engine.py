@@ -118,6 +118,11 @@ class Engine:
         return self.generator.z_dim
 
     @property
+    def interpolation(self) -> str:
+        """How paths between two faces run: along z's prior sphere (slerp), or straight in a style G's w."""
+        return "slerp" if on_sphere(self.generator) else "lerp"
+
+    @property
     def device_name(self) -> str:
         return describe(self.device)
 

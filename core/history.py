@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from core.canvas import LatentPlane
-from core.latent import keyframe_path, slerp
+from core.latent import keyframe_path, lerp, slerp
 
 Tensor = torch.Tensor
 
@@ -248,8 +248,10 @@ class Snapshots(_Items):
         return self._append(Snapshot(state=state, image=image, label=label or state.label))
 
 
-def mix_state(a: EditState, b: EditState, t: float, resolve: Callable[[EditState], Tensor]) -> EditState:
-    """The face `t` of the way from a's face to b's (slerp in z: exactly a at 0, exactly b at 1).
+def mix_state(a: EditState, b: EditState, t: float, resolve: Callable[[EditState], Tensor],
+              mode: str = "slerp") -> EditState:
+    """The face `t` of the way from a's face to b's (exactly a at 0, exactly b at 1): slerp in z,
+    lerp in a style G's w (`Engine.interpolation`).
 
     `resolve` turns a state into its z (a job does it). The mix is a plain code: it is drawn by the
     shared generator, whatever tuned generator of a photo either face had.
@@ -257,7 +259,7 @@ def mix_state(a: EditState, b: EditState, t: float, resolve: Callable[[EditState
     t = float(t)
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"the mix must be between 0 and 1, got {t!r}")
-    z = slerp(resolve(a).reshape(-1), resolve(b).reshape(-1), t)
+    z = (slerp if mode == "slerp" else lerp)(resolve(a).reshape(-1), resolve(b).reshape(-1), t)
     share = round(100 * t)
     return EditState(base=z, label=f"mix: {100 - share} % {a.label} + {share} % {b.label}", z=z)
 

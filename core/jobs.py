@@ -83,7 +83,7 @@ def random_faces(engine: Engine, seeds: list[int]) -> Iterator[Progress]:
 
 def mix_face(engine: Engine, a: EditState, b: EditState, t: float) -> FaceResult:
     """The face `t` of the way from a's face to b's, drawn by the shared generator."""
-    state = mix_state(a, b, t, lambda s: face_z(engine, s))
+    state = mix_state(a, b, t, lambda s: face_z(engine, s), engine.interpolation)
     return FaceResult(state, engine.render_job(state.z))
 
 
@@ -125,7 +125,7 @@ def keyframe_frames(engine: Engine, pins: list[EditState], frames_per_segment: i
     keys = Keyframes(limit=max(2, len(pins)))
     for state in pins:
         keys.add(state)
-    path = keys.path(lambda s: face_z(engine, s), frames_per_segment, loop=loop)
+    path = keys.path(lambda s: face_z(engine, s), frames_per_segment, loop=loop, mode=engine.interpolation)
     own = {id(s.generator) for s in pins}  # pins of one photo: its own G; mixed faces: the shared G
     frames = yield from engine.render_path_job(path, pins[0].generator if pins and len(own) == 1 else None)
     return frames

@@ -12,7 +12,9 @@ from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.engine import Engine
 from core.data import to_uint8
 from core.directions import FitConfig
+from core.history import EditState, SeedPoint
 from core.inversion import FaceCrop, InvertConfig
+from core.jobs import mix_face
 from core.latent import on_sphere
 from core.models import Encoder, EncoderConfig, Generator, StyleGenerator, StyleGeneratorConfig, WSpaceGenerator
 from core.steering import SteerConfig
@@ -126,6 +128,11 @@ def test_engine_edits_a_style_generator_in_w(tiny_models, tmp_path):
         moved = outcome.frames[-1].z
         assert len(outcome.frames) == 5 and not torch.equal(moved, outcome.frames[0].z)
         assert abs(float(moved.norm()) - 32 ** 0.5) > 0.5
+        # paths between faces run straight in w (lerp), not along z's sphere: the mix's midpoint is the mean
+        assert engine.interpolation == "lerp"
+        a, b = EditState(base=SeedPoint(1)), EditState(base=SeedPoint(2))
+        mixed = mix_face(engine, a, b, 0.5).state.z
+        assert torch.allclose(mixed, (engine.z_from_seed(1)[0] + engine.z_from_seed(2)[0]) / 2, atol=1e-6)
         # directions are fitted in w, and a photo inverts to a w (and its own tuned generator)
         directions = run_inline(engine.fit_directions_job, FitConfig(samples=400, batch_size=200))
         assert directions.vectors.shape == (40, 32)
