@@ -85,14 +85,18 @@ class Engine:
 
     def __init__(self, models_dir: str | os.PathLike = MODELS_DIR, device: str = "auto",
                  directions_cache: str | os.PathLike | None = None, start_worker: bool = True,
-                 threads: int | None = None):
-        """`threads`: torch's CPU thread count (default: the policy of `core.threads`, cores − 1)."""
+                 threads: int | None = None, edit_in: str = "auto"):
+        """`threads`: torch's CPU thread count (default: the policy of `core.threads`, cores − 1).
+        `edit_in`: "auto" edits a style G in w and a DCGAN in z; "z" edits a style G in z (to compare)."""
         t0 = time.perf_counter()
         self.threads = apply_thread_policy(threads)
         self.models_dir = Path(models_dir)
         self.device = resolve_device(device)
         # a style G is edited in w (core.models.WSpaceGenerator): codes, directions and the encoder are w's
-        self.generator = edit_space(self._load("generator.pt", "generator"))
+        if edit_in not in ("auto", "z"):
+            raise ValueError(f"edit_in must be 'auto' or 'z', got {edit_in!r}")
+        loaded = self._load("generator.pt", "generator")
+        self.generator = loaded if edit_in == "z" else edit_space(loaded)
         classifier_ck = load_checkpoint(self.models_dir / "classifier.pt", "classifier", self.device)
         self.classifier = prepare_for_inference(classifier_ck.model)
         self.attributes: list[str] = classifier_ck.attributes

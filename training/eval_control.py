@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--views", type=int, default=None, help="try the window/CLI steering with this many EOT views")
     p.add_argument("--identity-weight", type=float, default=None, help="try this identity-term weight")
     p.add_argument("--guide", type=float, default=None, help="try this weight of the global direction")
+    p.add_argument("--edit-in", default="auto", choices=["auto", "z"],
+                   help="z: edit a style G in z instead of w (to measure what w buys)")
     args = p.parse_args(argv)
     if args.faces < 1:
         p.error("--faces must be at least 1")
@@ -136,7 +138,7 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    engine = Engine(args.models, device=args.device, start_worker=False)
+    engine = Engine(args.models, device=args.device, start_worker=False, edit_in=args.edit_in)
     engine.policy = CURRENT if args.policy == "current" else PREVIOUS
     tried = {k: v for k, v in (("views", args.views), ("identity_weight", args.identity_weight),
                                 ("guide", args.guide)) if v is not None}
@@ -170,7 +172,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(f"{name}: " + ", ".join(f"{m} {100 * rows[name][m]['success']:.0f} %" for m in args.modes),
               file=sys.stderr)
     return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes,
-            "policy": args.policy + "".join(f", {k} {v}" for k, v in tried.items())}
+            "policy": args.policy + "".join(f", {k} {v}" for k, v in tried.items()),
+            "space": "w" if engine.interpolation == "lerp" else "z"}
 
 
 def save_edit_grid(path: Path, start: torch.Tensor, shown: dict[str, torch.Tensor]) -> None:
@@ -189,7 +192,7 @@ def _mean(rows: dict, mode: str, key: str, only: list[str] | None = None) -> flo
 
 def markdown(results: dict) -> str:
     rows = results["rows"]
-    out = [f"policy {results.get('policy', 'current')} · {results['faces']} faces per attribute, each starting at evaluator p < 0.5 · {results['device']} · "
+    out = [f"policy {results.get('policy', 'current')} · edited in {results.get('space', 'z')} · {results['faces']} faces per attribute, each starting at evaluator p < 0.5 · {results['device']} · "
            "success, drift, lock hold by the **evaluator**; identity by **dlib** (< 0.6 = same person); "
            "self-graded = the steering classifier's own reading (not evidence)"]
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
