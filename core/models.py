@@ -130,9 +130,13 @@ class StyleGeneratorConfig:
     noise: bool = True  # per-pixel noise inputs (random in training, the stored maps in eval mode)
     truncation: float = 1.0  # ψ applied by forward: w_avg + ψ (w − w_avg)
     image_size: int = 64
+    num_attributes: int = 0  # > 0: attribute-conditional; the attribute vector enters the mapping
+    label_bank: int = 512  # conditional: attribute vectors of real faces kept to draw conditions from
 
     def validate(self) -> None:
         _check_choice(self, "arch", ("style",))
+        _check_range(self, "num_attributes", 0, 1000)
+        _check_range(self, "label_bank", 1, 65536)
         _check_range(self, "z_dim", 2, 1024)
         _check_range(self, "w_dim", 2, 1024)
         _check_range(self, "mapping_layers", 1, 8)
@@ -244,6 +248,12 @@ class StyleGenerator(nn.Module):
         for i in range(cfg.mapping_layers):
             layers.append(EqualLinear(cfg.z_dim if i == 0 else cfg.w_dim, cfg.w_dim, lr_mul=0.01, act=True))
         self.mapping_net = nn.Sequential(*layers)
+        if cfg.num_attributes:  # conditional (StyleGAN2-ADA style): embed(c), normalised, joins z
+            self.embed = EqualLinear(cfg.num_attributes, cfg.w_dim)
+            self.mapping_net[0] = EqualLinear(cfg.z_dim + cfg.w_dim, cfg.w_dim, lr_mul=0.01, act=True)
+            # the joint attribute vectors of real training faces (filled by train_gan), so that drawn
+            # conditions keep the attributes' correlations (Male with Goatee, not with Lipstick)
+            self.register_buffer("labels", torch.zeros(cfg.label_bank, cfg.num_attributes))
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
         sizes = [4 * 2 ** i for i in range(int(math.log2(cfg.image_size)) - 1)]  # 4, 8, ..., image_size
         chans = [min(cfg.width * (cfg.image_size // s), cfg.max_channels) for s in sizes]
@@ -265,9 +275,28 @@ class StyleGenerator(nn.Module):
     def w_dim(self) -> int:
         return self.config.w_dim
 
-    def mapping(self, z: torch.Tensor, truncation: float | None = None) -> torch.Tensor:
-        """z -> w (B, w_dim); z is pixel-normalised first. Tracks w_avg in training mode."""
+    @property
+    def conditional(self) -> bool:
+        return self.config.num_attributes > 0
+
+    def draw_conditions(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` attribute vectors (0/1) of real faces from the label bank (a conditional G only)."""
+        if not self.conditional:
+            raise ValueError("this generator takes no attribute condition")
+        pick = torch.randint(len(self.labels), (n,), generator=generator)
+        return self.labels[pick.to(self.labels.device)]
+
+    def mapping(self, z: torch.Tensor, truncation: float | None = None, c: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """z (and, if conditional, the attributes c (B, A) in 0/1; drawn from the label bank when
+        None) -> w (B, w_dim); z is pixel-normalised first. Tracks w_avg in training mode."""
         x = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)
+        if self.conditional:
+            c = self.draw_conditions(len(z)) if c is None else c
+            e = self.embed(c.to(z.dtype) * 2 - 1)
+            x = torch.cat([x, e * torch.rsqrt(e.square().mean(1, keepdim=True) + 1e-8)], 1)
+        elif c is not None:
+            raise ValueError("this generator takes no attribute condition")
         w = self.mapping_net(x)
         if self.training:
             with torch.no_grad():
@@ -291,13 +320,16 @@ class StyleGenerator(nn.Module):
             rgb = y if rgb is None else F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False) + y
         return torch.tanh(rgb)
 
-    def forward(self, z: torch.Tensor, mixing: float = 0.0) -> torch.Tensor:
-        """Images for z. `mixing` (training only): the chance that the layers from a random cut on
-        take the w of another random z (style-mixing regularisation, StyleGAN)."""
-        w = self.mapping(z)
+    def forward(self, z: torch.Tensor, mixing: float = 0.0, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Images for z (and the condition c, if conditional). `mixing` (training only): the chance
+        that the layers from a random cut on take the w of another random z (style-mixing
+        regularisation, StyleGAN), with the same condition."""
+        if self.conditional and c is None:
+            c = self.draw_conditions(len(z))
+        w = self.mapping(z, c=c)
         if mixing > 0 and self.training and float(torch.rand(())) < mixing:
             cut = int(torch.randint(1, self.num_ws, ()))
-            w2 = self.mapping(torch.randn_like(z))
+            w2 = self.mapping(torch.randn_like(z), c=c)
             ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
             ws[:, cut:] = w2.unsqueeze(1)
             return self.synthesis(ws)
@@ -334,8 +366,9 @@ class WSpaceGenerator(nn.Module):
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` codes (CPU) of faces as G draws them: w = mapping(z), z ~ N(0, I) drawn with `generator`."""
         z = torch.randn(n, self.style.z_dim, generator=generator)
+        c = self.style.draw_conditions(n, generator) if self.style.conditional else None
         with torch.no_grad():
-            return self.style.mapping(z.to(self.style.const.device)).float().cpu()
+            return self.style.mapping(z.to(self.style.const.device), c=c).float().cpu()
 
 
 def edit_space(generator: nn.Module) -> nn.Module:
@@ -352,9 +385,11 @@ class DiscriminatorConfig:
     width: int = 64  # channels after the first stride-2 conv; doubles each stage
     norm: str = "spectral"  # "batch" (classic DCGAN), "spectral", "layer" (WGAN-GP safe), "none"
     image_size: int = 64
+    num_attributes: int = 0  # > 0: projection discriminator for a conditional G (Miyato & Koyama 2018)
 
     def validate(self) -> None:
         _check_range(self, "width", 4, 256)
+        _check_range(self, "num_attributes", 0, 1000)
         _check_choice(self, "norm", ("batch", "spectral", "layer", "none"))
         _check_image_size(self)
 
@@ -385,9 +420,18 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, True))
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(sn(nn.Conv2d(chans[-1], 1, 4, 1, 0)), nn.Flatten())
+        # projection: the logit also gets <embed(c), pooled features>, so D judges "a real face
+        # with these attributes", not just "a real face"
+        self.project = sn(nn.Linear(cfg.num_attributes, chans[-1], bias=False)) if cfg.num_attributes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).squeeze(1)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        out = self.head(h).squeeze(1)
+        if self.project is not None:
+            if c is None:
+                raise ValueError("this discriminator is conditional: pass the attributes c")
+            out = out + (self.project(c.to(h.dtype) * 2 - 1) * h.sum((2, 3))).sum(1)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

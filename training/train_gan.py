@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--convs-per-block", type=int, default=2, choices=(1, 2), help="style: modulated convs per resolution")
     p.add_argument("--noise", action=argparse.BooleanOptionalAction, default=True, help="style: per-pixel noise inputs")
     p.add_argument("--mixing", type=float, default=0.9, help="style: style-mixing regularisation probability (0 = off)")
+    p.add_argument("--conditional", action="store_true",
+                   help="style: attribute-conditional G (the 40 attributes enter the mapping) and a projection D; "
+                        "fakes are drawn with the attribute vectors of random training faces")
     p.add_argument("--d-width", type=int, default=64)
     p.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     p.add_argument("--d-norm", choices=("batch", "spectral", "layer", "none"), default=None,
@@ -97,6 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.lr_g = 2e-3 if args.arch == "style" else 2e-4
     if args.r1_every < 1:
         p.error("--r1-every must be at least 1")
+    if args.conditional and args.arch != "style":
+        p.error("--conditional needs --arch style")
     if args.d_norm is None:
         args.d_norm = "layer" if args.loss == "wgan-gp" else "batch"
     if args.loss == "wgan-gp" and args.d_norm == "batch":
@@ -130,17 +135,19 @@ def g_adversarial(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean()
 
 
-def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP: (‖∇D(x̂)‖ − 1)² on random interpolates x̂ of real and fake."""
+def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, **cond: torch.Tensor
+                     ) -> torch.Tensor:
+    """WGAN-GP: (‖∇D(x̂)‖ − 1)² on random interpolates x̂ of real and fake (`cond`: the real faces' c)."""
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
     mixed = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    (grad,) = torch.autograd.grad(critic(mixed, **cond).sum(), mixed, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 
-def r1_penalty(disc: torch.nn.Module, real: torch.Tensor, policy: tuple[str, ...]) -> torch.Tensor:
+def r1_penalty(disc: torch.nn.Module, real: torch.Tensor, policy: tuple[str, ...], **cond: torch.Tensor
+               ) -> torch.Tensor:
     real = real.detach().float().requires_grad_(True)
-    (grad,) = torch.autograd.grad(disc(diff_augment(real, policy)).sum(), real, create_graph=True)
+    (grad,) = torch.autograd.grad(disc(diff_augment(real, policy), **cond).sum(), real, create_graph=True)
     return grad.flatten(1).square().sum(1).mean()
 
 
@@ -202,12 +209,12 @@ def generate(gen: Generator, n: int, z_dim: int, device: torch.device, seed: int
     return torch.cat([gen(z[i:i + batch]).float() for i in range(0, n, batch)])
 
 
-def build_generator(args: argparse.Namespace) -> Generator | StyleGenerator:
+def build_generator(args: argparse.Namespace, num_attributes: int = 0) -> Generator | StyleGenerator:
     if args.arch == "style":
         return StyleGenerator(StyleGeneratorConfig(
             z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers, width=args.g_width,
             max_channels=max(args.max_channels, args.g_width), convs_per_block=args.convs_per_block,
-            noise=args.noise, image_size=args.image_size))
+            noise=args.noise, image_size=args.image_size, num_attributes=num_attributes))
     return Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
                                      image_size=args.image_size))
 
@@ -219,11 +226,25 @@ class GanTrainer:
     plain modules every rank keeps identical, which the penalties, the EMA and checkpoints use.
     """
 
-    def __init__(self, args: argparse.Namespace, device: torch.device, dist: Dist | None = None):
+    def __init__(self, args: argparse.Namespace, device: torch.device, dist: Dist | None = None,
+                 labels: torch.Tensor | None = None):
+        """`labels` (N, A) 0/1 on `device`: the training faces' attributes (needed with --conditional)."""
         self.args, self.device, self.dist = args, device, dist or Dist(device=device)
         self.policy = parse_policy(args.diffaug)
-        self.gen = build_generator(args)
-        self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size))
+        conditional = bool(getattr(args, "conditional", False))
+        if conditional and labels is None:
+            raise ValueError("a conditional GAN needs the training faces' attribute labels")
+        self.labels = labels.float() if conditional else None
+        num_attributes = self.labels.shape[1] if conditional else 0
+        self.gen = build_generator(args, num_attributes)
+        if conditional:  # the bank conditions are drawn from when none is given (the app, samples)
+            pick = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(args.seed))
+            bank = self.labels[pick[:self.gen.config.label_bank].to(self.labels.device)].cpu()
+            self.gen.labels[:len(bank)] = bank
+            if len(bank) < len(self.gen.labels):  # a tiny dataset: repeat what there is
+                self.gen.labels[len(bank):] = bank[torch.arange(len(self.gen.labels) - len(bank)) % len(bank)]
+        self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size,
+                                                      num_attributes=num_attributes))
         self.g_kwargs = {"mixing": args.mixing} if args.arch == "style" else {}
         if args.init == "dcgan":
             if args.arch == "dcgan":  # the style G keeps its N(0, 1) weights (scaled at run time)
@@ -244,34 +265,47 @@ class GanTrainer:
         """The generator to sample from and ship: the EMA copy when there is one."""
         return self.gen_ema if self.gen_ema is not None else self.gen
 
+    def _conditions(self, c_real: torch.Tensor | None, n: int) -> tuple[dict, dict]:
+        """Keyword arguments for the real and the fake forward passes: none for an unconditional GAN;
+        else the real faces' own attributes, and for fakes the attributes of `n` random training faces
+        (their joint distribution, so G learns the attributes' real shares and correlations)."""
+        if self.labels is None:
+            return {}, {}
+        pick = torch.randint(len(self.labels), (n,), device=self.labels.device)
+        real = {} if c_real is None else {"c": c_real.float()}
+        return real, {"c": self.labels[pick]}
+
     def step(self, step: int, sampler: BatchSampler) -> torch.Tensor:
         """One G step after `n_critic` D steps; returns (d_loss, g_loss, d_real, d_fake) on device."""
         args, device, policy, disc = self.args, self.device, self.policy, self.disc
         batch = sampler.batch_size
         disc.requires_grad_(True)
         for _ in range(args.n_critic):
-            real, _ = sampler.next()
+            real, c_real = sampler.next()
             z = torch.randn(batch, args.z_dim, device=device)
+            real_kw, fake_kw = self._conditions(c_real, batch)
             with autocast(device):
                 with torch.no_grad():
-                    fake = self.g_fn(z, **self.g_kwargs)
+                    fake = self.g_fn(z, **self.g_kwargs, **fake_kw)
                 real_in, fake_in = diff_augment(real, policy), diff_augment(fake, policy)
-                d_real, d_fake = self.d_fn(real_in).float(), self.d_fn(fake_in).float()
+                d_real, d_fake = self.d_fn(real_in, **real_kw).float(), self.d_fn(fake_in, **fake_kw).float()
                 d_loss = d_adversarial(args.loss, d_real, d_fake)
             if args.loss == "wgan-gp":
-                d_loss = d_loss + args.gp * gradient_penalty(disc, real_in, fake_in)
+                d_loss = d_loss + args.gp * gradient_penalty(disc, real_in, fake_in, **real_kw)
                 d_loss = d_loss + 1e-3 * d_real.square().mean()  # drift term keeps critic values bounded
             if args.r1 > 0 and step % self.r1_every == 0:
-                d_loss = d_loss + (args.r1 / 2) * self.r1_every * r1_penalty(disc, real, policy)
+                d_loss = d_loss + (args.r1 / 2) * self.r1_every * r1_penalty(disc, real, policy, **real_kw)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
         disc.requires_grad_(False)
         z = torch.randn(batch, args.z_dim, device=device)
+        _, fake_kw = self._conditions(None, batch)
         # D is frozen here: under DDP its forward must not wait for gradients that never come
         frozen_d = self.d_ddp.no_sync() if self.dist.enabled else contextlib.nullcontext()
         with autocast(device), frozen_d:
-            g_loss = g_adversarial(args.loss, self.d_fn(diff_augment(self.g_fn(z, **self.g_kwargs), policy)).float())
+            fake = self.g_fn(z, **self.g_kwargs, **fake_kw)
+            g_loss = g_adversarial(args.loss, self.d_fn(diff_augment(fake, policy), **fake_kw).float())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -303,7 +337,7 @@ def train(args: argparse.Namespace) -> dict:
     device, data, out = setup(args)
     dist = data.dist
     steps = total_steps(args, len(data.train_images), default_epochs=60, world=dist.world)
-    trainer = GanTrainer(args, device, dist)
+    trainer = GanTrainer(args, device, dist, labels=data.train_labels if args.conditional else None)
     gen, disc, gen_ema = trainer.gen, trainer.disc, trainer.gen_ema
 
     start, elapsed_before, history = 0, 0.0, []
@@ -338,7 +372,7 @@ def train(args: argparse.Namespace) -> dict:
     except ValueError as e:
         raise SystemExit(f"--balance: {e}") from None
     sampler = BatchSampler(data.train_images, args.batch_size, weights=weights, rank=dist.rank, world=dist.world,
-                           seed=args.seed + start)
+                           seed=args.seed + start, labels=data.train_labels if args.conditional else None)
     log = MetricLog(out, resume=start > 0, enabled=dist.main)
     sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake: summed on device
     n_sum, t0, last = 0, time.time(), {}
