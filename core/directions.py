@@ -12,6 +12,13 @@ also depends on how often G draws the attribute at all (measurements, self-grade
 evaluator: resources/MODELS.md). Rare classes need many samples, hence 200,000;
 an attribute with fewer than `min_class` faces on either side falls back to the logit regression.
 
+In a style G's w (the engine edits such a G there) the same fit gives the class-mean difference,
+not the boundary normal (w's covariance is not I), which is the direction that carries a typical
+face without the attribute to a typical face with it. For an attribute-conditional G the
+direction comes from the condition itself (`condition_directions`): the mean change of w when
+only that attribute of the condition flips, the same person (z) kept, i.e. what the generator
+learned the attribute to be rather than what the classifier correlates with it.
+
 Each boundary's validation accuracy and balanced accuracy (the mean of the two class recalls,
 which is what says anything for a 0.1 % attribute) are reported. Conditional editing projects the
 target direction orthogonal to the directions of locked attributes. Directions belong to one
@@ -132,6 +139,11 @@ def fit_directions(generator: nn.Module, classifier: nn.Module, attributes: list
     if small.any():
         w_reg, _ = _logit_regression(z_tr, scores[n_val:].clamp(-config.logit_clip, config.logit_clip), config.ridge)
         weight[:, small] = w_reg[:, small]
+    if getattr(generator, "conditional", False):
+        if generator.style.config.num_attributes != len(attributes):
+            raise ValueError(f"the generator is conditioned on {generator.style.config.num_attributes} attributes, "
+                             f"the classifier reads {len(attributes)}")
+        weight = condition_directions(generator, seed=config.seed).T.double()
     norms = weight.norm(dim=0)
     unit = weight / norms.clamp_min(1e-12)
     unit[:, norms < 1e-9] = 0.0  # a logit that ignores z has no direction
@@ -143,6 +155,23 @@ def fit_directions(generator: nn.Module, classifier: nn.Module, attributes: list
     return Directions(vectors=vectors, offsets=offsets, val_accuracy=val_acc,
                       positive_rate=labels.float().mean(0), attributes=list(attributes),
                       generator_hash=state_hash(generator), val_balanced_accuracy=balanced_accuracy(predicted, truth))
+
+
+@torch.no_grad()
+def condition_directions(generator: nn.Module, n: int = 2000, seed: int = 0) -> torch.Tensor:
+    """(A, w_dim) for a conditional style G seen from w: per attribute, the mean of
+    mapping(z, c with it on) − mapping(z, c with it off) over `n` z and conditions of real faces."""
+    style = generator.style
+    device = style.const.device
+    rng = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, style.z_dim, generator=rng).to(device)
+    c = style.draw_conditions(n, rng).to(device)
+    out = torch.zeros(style.config.num_attributes, style.w_dim)
+    for k in range(style.config.num_attributes):
+        on, off = c.clone(), c.clone()
+        on[:, k], off[:, k] = 1.0, 0.0
+        out[k] = (style.mapping(z, c=on) - style.mapping(z, c=off)).float().mean(0).cpu()
+    return out
 
 
 def _class_sizes(labels: torch.Tensor) -> torch.Tensor:

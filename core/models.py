@@ -360,6 +360,10 @@ class WSpaceGenerator(nn.Module):
     def config(self) -> StyleGeneratorConfig:
         return self.style.config
 
+    @property
+    def conditional(self) -> bool:
+        return self.style.conditional
+
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         return self.style.synthesis(w)
 

@@ -224,3 +224,29 @@ def test_conditional_smoke_training_saves_a_generator_with_real_label_bank(tmp_p
     assert d.config["num_attributes"] == len(ck.attributes)
     with pytest.raises(SystemExit):
         train_gan.main(["--data", str(data), "--out", str(tmp_path / "bad"), "--smoke", "--conditional"])
+
+
+def test_a_conditional_generator_s_directions_come_from_its_condition():
+    from core.directions import FitConfig, condition_directions, fit_directions
+    from core.models import Classifier, ClassifierConfig
+
+    g = small(num_attributes=5, label_bank=16)
+    g.labels.copy_((torch.rand(16, 5, generator=torch.Generator().manual_seed(1)) < 0.5).float())
+    space = WSpaceGenerator(g).requires_grad_(False)
+    cls = Classifier(ClassifierConfig(num_attributes=5, width=8)).eval().requires_grad_(False)
+    names = ["A", "B", "C", "D", "E"]
+    dirs = run_inline(fit_directions, space, cls, names, FitConfig(samples=200, batch_size=100))
+    by_condition = condition_directions(space)
+    assert dirs.vectors.shape == (5, 32)
+    cos = torch.nn.functional.cosine_similarity(dirs.vectors, by_condition, dim=1)
+    assert bool((cos > 0.999).all())  # the condition's own flip, not the classifier's correlations
+    # flipping attribute 0 of the condition moves w along its direction, the same z kept
+    z, c = torch.randn(1, 16), g.labels[:1].clone()
+    on, off = c.clone(), c.clone()
+    on[0, 0], off[0, 0] = 1.0, 0.0
+    with torch.no_grad():
+        step = g.mapping(z, c=on) - g.mapping(z, c=off)
+    assert float(torch.nn.functional.cosine_similarity(step, by_condition[:1])) > 0.5
+    with pytest.raises(ValueError, match="conditioned on 5 attributes"):
+        run_inline(fit_directions, space, Classifier(ClassifierConfig(num_attributes=4, width=8)).eval(),
+                   names[:4], FitConfig(samples=200, batch_size=100))
