@@ -424,9 +424,11 @@ class Discriminator(nn.Module):
             layers.append(nn.LeakyReLU(0.2, True))
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(sn(nn.Conv2d(chans[-1], 1, 4, 1, 0)), nn.Flatten())
-        # projection: the logit also gets <embed(c), pooled features>, so D judges "a real face
-        # with these attributes", not just "a real face"
-        self.project = sn(nn.Linear(cfg.num_attributes, chans[-1], bias=False)) if cfg.num_attributes else None
+        # projection: the logit also gets <embed(c), mean-pooled features>, so D judges "a real face
+        # with these attributes", not just "a real face". The embedding is always spectrally
+        # normalised: without it (a BatchNorm D) the projection alone overpowered G within 200 steps
+        self.project = (spectral_norm(nn.Linear(cfg.num_attributes, chans[-1], bias=False))
+                        if cfg.num_attributes else None)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)
@@ -434,7 +436,7 @@ class Discriminator(nn.Module):
         if self.project is not None:
             if c is None:
                 raise ValueError("this discriminator is conditional: pass the attributes c")
-            out = out + (self.project(c.to(h.dtype) * 2 - 1) * h.sum((2, 3))).sum(1)
+            out = out + (self.project(c.to(h.dtype) * 2 - 1) * h.mean((2, 3))).sum(1)
         return out
 
 
