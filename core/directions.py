@@ -134,16 +134,18 @@ def fit_directions(generator: nn.Module, classifier: nn.Module, attributes: list
     labels = scores > 0
     n_val = int(config.samples * config.val_fraction)
     z_tr, z_val = z_all[n_val:].double(), z_all[:n_val].double()
-    weight = _fisher_normals(z_tr, labels[n_val:])
-    small = _class_sizes(labels[n_val:]) < config.min_class
-    if small.any():
-        w_reg, _ = _logit_regression(z_tr, scores[n_val:].clamp(-config.logit_clip, config.logit_clip), config.ridge)
-        weight[:, small] = w_reg[:, small]
     if getattr(generator, "conditional", False):
         if generator.style.config.num_attributes != len(attributes):
             raise ValueError(f"the generator is conditioned on {generator.style.config.num_attributes} attributes, "
                              f"the classifier reads {len(attributes)}")
         weight = condition_directions(generator, seed=config.seed).T.double()
+    else:
+        weight = _fisher_normals(z_tr, labels[n_val:])
+        small = _class_sizes(labels[n_val:]) < config.min_class
+        if small.any():
+            w_reg, _ = _logit_regression(z_tr, scores[n_val:].clamp(-config.logit_clip, config.logit_clip),
+                                         config.ridge)
+            weight[:, small] = w_reg[:, small]
     norms = weight.norm(dim=0)
     unit = weight / norms.clamp_min(1e-12)
     unit[:, norms < 1e-9] = 0.0  # a logit that ignores z has no direction

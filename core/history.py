@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from core.canvas import LatentPlane
-from core.latent import keyframe_path, lerp, slerp
+from core.latent import interpolator, keyframe_path
 
 Tensor = torch.Tensor
 
@@ -259,7 +259,7 @@ def mix_state(a: EditState, b: EditState, t: float, resolve: Callable[[EditState
     t = float(t)
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"the mix must be between 0 and 1, got {t!r}")
-    z = (slerp if mode == "slerp" else lerp)(resolve(a).reshape(-1), resolve(b).reshape(-1), t)
+    z = interpolator(mode)(resolve(a).reshape(-1), resolve(b).reshape(-1), t)
     share = round(100 * t)
     return EditState(base=z, label=f"mix: {100 - share} % {a.label} + {share} % {b.label}", z=z)
 

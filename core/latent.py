@@ -144,7 +144,8 @@ def slerp(z0: Tensor, z1: Tensor, t: float | Sequence[float] | Tensor) -> Tensor
     return _finish(out, batched, z0)
 
 
-def _interpolator(mode: str):
+def interpolator(mode: str):
+    """`slerp` or `lerp` by name; an unknown name is a ValueError."""
     if mode == "slerp":
         return slerp
     if mode == "lerp":
@@ -187,7 +188,7 @@ def keyframe_path(
         raise ValueError(f"a keyframe path needs at least 2 keyframes, got {len(keys)}")
     if isinstance(frames_per_segment, bool) or not isinstance(frames_per_segment, int) or frames_per_segment < 1:
         raise ValueError(f"frames_per_segment must be an integer >= 1, got {frames_per_segment!r}")
-    interpolate = _interpolator(mode)
+    interpolate = interpolator(mode)
     ts = torch.arange(frames_per_segment, dtype=torch.float64) / frames_per_segment
     ends = keys[1:] + ([keys[0]] if loop else [])
     parts = [interpolate(start, end, ts) for start, end in zip(keys, ends)]

@@ -357,10 +357,6 @@ class WSpaceGenerator(nn.Module):
         return self.style.w_dim
 
     @property
-    def config(self) -> StyleGeneratorConfig:
-        return self.style.config
-
-    @property
     def conditional(self) -> bool:
         return self.style.conditional
 

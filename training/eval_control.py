@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from core.engine import MODELS_DIR, Engine
-from core.latent import sample_codes
+from core.latent import on_sphere, sample_codes
 from core.policy import CURRENT, PREVIOUS, SLIDER_MAX_ALPHA, window_steer_config
 from core.steering import SteerConfig
 from core.worker import run_inline
@@ -173,7 +173,7 @@ def evaluate(args: argparse.Namespace) -> dict:
               file=sys.stderr)
     return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes,
             "policy": args.policy + "".join(f", {k} {v}" for k, v in tried.items()),
-            "space": "w" if engine.interpolation == "lerp" else "z"}
+            "space": "z" if on_sphere(engine.generator) else "w"}
 
 
 def save_edit_grid(path: Path, start: torch.Tensor, shown: dict[str, torch.Tensor]) -> None:

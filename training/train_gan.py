@@ -238,11 +238,9 @@ class GanTrainer:
         num_attributes = self.labels.shape[1] if conditional else 0
         self.gen = build_generator(args, num_attributes)
         if conditional:  # the bank conditions are drawn from when none is given (the app, samples)
-            pick = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(args.seed))
-            bank = self.labels[pick[:self.gen.config.label_bank].to(self.labels.device)].cpu()
-            self.gen.labels[:len(bank)] = bank
-            if len(bank) < len(self.gen.labels):  # a tiny dataset: repeat what there is
-                self.gen.labels[len(bank):] = bank[torch.arange(len(self.gen.labels) - len(bank)) % len(bank)]
+            order = torch.randperm(len(self.labels), generator=torch.Generator().manual_seed(args.seed))
+            pick = order[torch.arange(len(self.gen.labels)) % len(order)]  # distinct faces; repeats if too few
+            self.gen.labels.copy_(self.labels[pick.to(self.labels.device)].cpu())
         self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size,
                                                       num_attributes=num_attributes))
         self.g_kwargs = {"mixing": args.mixing} if args.arch == "style" else {}
