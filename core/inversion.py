@@ -51,11 +51,17 @@ class FaceCrop:
 _CASCADE = None
 
 
+class FaceDetectorUnavailable(RuntimeError):
+    """No face detector can run here; a photo then gets a centre crop and a notice that says why."""
+
+
 def _cascade():
     global _CASCADE
     if _CASCADE is None:
         import cv2
 
+        if not hasattr(cv2, "CascadeClassifier"):  # seen: a cv2 built without its objdetect module
+            raise FaceDetectorUnavailable("this OpenCV build has no face detector (objdetect)")
         _CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         if _CASCADE.empty():
             raise RuntimeError("OpenCV's frontal-face Haar cascade could not be loaded")
@@ -110,10 +116,15 @@ def crop_face(img: Image.Image, detect: bool = True) -> FaceCrop:
             m = align.similarity(found.points, align.TEMPLATE_64)
             return FaceCrop(image=_chw(align.warp(img, m)), box=_box_of(m), face=found.box, transform=m,
                             landmarks=found.points, method="landmarks", photo=img)
-    face = detect_face(img) if detect else None
+    face, why = None, "no face found"
+    if detect:
+        try:
+            face = detect_face(img)
+        except FaceDetectorUnavailable as e:
+            why = str(e)
     if face is None:
         m = _square_transform(img.width / 2, img.height / 2, min(img.size))
-        notice, method = ("no face found; used a centre crop" if detect else None), "centre"
+        notice, method = (f"{why}; used a centre crop" if detect else None), "centre"
     else:
         x, y, fw, fh = face
         m = _square_transform(x + fw / 2, y + fh / 2 + FRAMING_DY * fw, FRAMING_SIDE * fw)

@@ -254,6 +254,21 @@ def test_crop_follows_the_detected_face(monkeypatch):
     assert crop.image.shape == (3, 64, 64)
 
 
+def test_an_opencv_without_a_face_detector_gives_a_centre_crop_that_says_why(monkeypatch):
+    """Seen on a GPU machine: a cv2 built without objdetect. The photo still opens."""
+    import cv2
+
+    import core.align as align
+    import core.inversion as inversion
+
+    monkeypatch.setattr(align, "available", lambda: False)  # no dlib landmarks either
+    monkeypatch.setattr(inversion, "_CASCADE", None)
+    monkeypatch.delattr(cv2, "CascadeClassifier")
+    crop = crop_face(Image.fromarray(np.full((200, 300, 3), 90, np.uint8)))
+    assert crop.method == "centre" and crop.box == (50, 0, 250, 200) and crop.image.shape == (3, 64, 64)
+    assert "no face detector" in crop.notice and "centre crop" in crop.notice
+
+
 def test_missing_or_broken_models_are_clear_errors(tmp_path, tiny_models):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         Engine(tmp_path, device="cpu", start_worker=False)

@@ -119,9 +119,10 @@ def train(args: argparse.Namespace) -> dict:
         with autocast(device):
             z_hat = enc_fn(torch.cat([x_gen, x_real])).float()
             recon = gen(z_hat)
+            # in the autocast region too: recon is bf16 on CUDA, and the classifier's weights are fp32
+            img = image_distance(classifier, recon, torch.cat([x_gen, x_real]), args.w_pixel, args.w_feature)
         z_gen, z_real = z_hat[:half], z_hat[half:]
         latent = (z_gen - z).square().mean()
-        img = image_distance(classifier, recon, torch.cat([x_gen, x_real]), args.w_pixel, args.w_feature)
         prior = (z_real.square().mean(1) - 1).square().mean() if sphere else z_real.new_zeros(())
         loss = args.w_latent * latent + img.mean() + args.w_prior * prior
         opt.zero_grad(set_to_none=True)
