@@ -208,3 +208,16 @@ def test_encoder_for_a_style_generator_predicts_w(trained, data_dir, tmp_path):
     ck = load_checkpoint(result["checkpoint"], "encoder")
     assert ck.config["z_dim"] == 24  # w's size, not z's 16: the engine edits a style G in w
     assert ck.model(torch.randn(2, 3, 64, 64)).shape == (2, 24)
+
+
+def test_reference_dcgan_recipe_has_the_examples_shapes_and_times_real_batches(data_dir):
+    from training import bench_reference
+
+    gen, disc = bench_reference.reference_generator(), bench_reference.reference_discriminator()
+    fake = gen(torch.randn(3, 100, 1, 1))
+    assert fake.shape == (3, 3, 64, 64) and fake.abs().max() <= 1.0
+    p = disc(fake)
+    assert p.shape == (3, 1, 1, 1) and ((p > 0) & (p < 1)).all()
+    result = bench_reference.main(["--data", str(data_dir), "--device", "cpu", "--workers", "0", "--batch-size", "8",
+                                   "--steps", "2", "--warmup", "1"])
+    assert result["batch_size"] == 8 and result["img_per_s"] > 0

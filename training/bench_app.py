@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="measure quiet, then beside CPU-bound competitor processes; print both side by side")
     p.add_argument("--load", choices=sorted(COMPETITORS), default="spin", help="what each competitor runs")
     p.add_argument("--load-procs", type=int, default=1, help="how many competitor processes (default 1)")
+    p.add_argument("--devices", default="cpu,cuda",
+                   help="comma-separated devices to time (cuda only where a GPU is present)")
     p.add_argument("--photo", default=None, help="photo for the photo stages (default: a generated 400-px one)")
     p.add_argument("--startup", action="store_true",
                    help="also time launch -> splash -> window -> first face (training.bench_startup, 3 launches)")
@@ -248,7 +250,9 @@ def side_by_side(quiet: dict, loaded: dict, load: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [d for d in args.devices.split(",") if d == "cpu" or (d == "cuda" and torch.cuda.is_available())]
+    if not devices:
+        raise SystemExit(f"--devices {args.devices!r}: nothing to time here (cpu, or cuda with a GPU)")
 
     photo = open_image(args.photo) if args.photo else None
 
