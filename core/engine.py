@@ -96,6 +96,9 @@ class Engine:
         if edit_in not in ("auto", "z"):
             raise ValueError(f"edit_in must be 'auto' or 'z', got {edit_in!r}")
         loaded = self._load("generator.pt", "generator")
+        if edit_in == "z" and getattr(loaded, "conditional", False):
+            raise ValueError("an attribute-conditional generator is edited in w: its face depends on a condition "
+                             "drawn with z, which a code in z does not keep (use edit_in='auto')")
         self.generator = loaded if edit_in == "z" else edit_space(loaded)
         classifier_ck = load_checkpoint(self.models_dir / "classifier.pt", "classifier", self.device)
         self.classifier = prepare_for_inference(classifier_ck.model)

@@ -85,15 +85,18 @@ def path_length(generator: torch.nn.Module, classifier: Classifier, space: str =
         raise ValueError("this generator has no w space (only a style generator has one)")
     device = next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
+    conditional = getattr(generator, "conditional", False)
     out = []
     for i in range(0, n, batch):
         k = min(batch, n - i)
         z1, z2 = torch.randn(2, k, generator.z_dim, generator=gen).to(device)
         t = torch.rand(k, 1, generator=gen).to(device) * (1 - eps)
+        # a conditional G: one condition per path, drawn here (G would draw a new one per call)
+        cond = {"c": generator.draw_conditions(k, gen).to(device)} if conditional else {}
         if space == "z":
-            a, b = generator(slerp(z1, z2, t)), generator(slerp(z1, z2, t + eps))
+            a, b = generator(slerp(z1, z2, t), **cond), generator(slerp(z1, z2, t + eps), **cond)
         else:
-            w1, w2 = generator.mapping(z1), generator.mapping(z2)
+            w1, w2 = generator.mapping(z1, **cond), generator.mapping(z2, **cond)
             a, b = generator.synthesis(w1.lerp(w2, t)), generator.synthesis(w1.lerp(w2, t + eps))
         out.append(feature_distance(classifier, a, b).cpu() / eps ** 2)
     d = torch.cat(out)

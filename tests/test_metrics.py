@@ -94,3 +94,39 @@ def test_path_length_in_w_for_a_style_generator():
     g = StyleGenerator(StyleGeneratorConfig(z_dim=8, w_dim=8, width=8, mapping_layers=2)).eval()
     w_len, z_len = path_length(g, classifier, "w", n=8, batch=8), path_length(g, classifier, "z", n=8, batch=8)
     assert math.isfinite(w_len) and math.isfinite(z_len) and w_len > 0 and z_len > 0
+
+
+def test_path_length_of_a_conditional_generator_keeps_one_condition_per_path():
+    """G draws a new condition per call when given none; a path must not change its condition
+    between its two ends, or the length measures the condition's jumps instead of smoothness."""
+    from core.metrics import path_length
+    from core.models import Classifier, ClassifierConfig, StyleGenerator, StyleGeneratorConfig
+
+    torch.manual_seed(0)
+    classifier = Classifier(ClassifierConfig(num_attributes=4, width=8)).eval()
+    g = StyleGenerator(StyleGeneratorConfig(z_dim=8, w_dim=8, width=8, mapping_layers=2, num_attributes=6,
+                                            label_bank=32)).eval()
+    with torch.no_grad():
+        g.labels.copy_(torch.randint(0, 2, g.labels.shape, generator=torch.Generator().manual_seed(1)).float())
+    lengths = []
+    for global_seed in (1, 2):  # the global RNG must not matter: conditions come from the path's seed
+        torch.manual_seed(global_seed)
+        lengths.append(path_length(g, classifier, "z", n=16, batch=8))
+    assert lengths[0] == lengths[1] and math.isfinite(lengths[0])
+    # against the same paths with a condition redrawn at each end: that is far longer
+    torch.manual_seed(0)
+    redrawn = path_length(_redrawing(g), classifier, "z", n=16, batch=8)
+    assert redrawn > 5 * lengths[0]
+
+
+def _redrawing(g):
+    """The conditional G as it was measured before: no condition passed, so each call draws its own."""
+    class Redraw(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.g, self.z_dim = g, g.z_dim
+
+        def forward(self, z):
+            return self.g(z)
+
+    return Redraw()

@@ -160,6 +160,9 @@ def test_engine_can_edit_a_style_generator_in_z_to_compare(tiny_models, tmp_path
         engine.close()
     with pytest.raises(ValueError, match="edit_in"):
         Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs", edit_in="w+")
+    save_checkpoint(folder / "generator.pt", "generator", small(num_attributes=40, label_bank=8))
+    with pytest.raises(ValueError, match="edited in w"):  # its condition is drawn with z: a z alone is no face
+        Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs", edit_in="z")
 
 
 def test_style_smoke_training_writes_a_loadable_checkpoint_and_resumes(tmp_path):
