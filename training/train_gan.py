@@ -64,6 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--conditional", action="store_true",
                    help="style: attribute-conditional G (the 40 attributes enter the mapping) and a projection D; "
                         "fakes are drawn with the attribute vectors of random training faces")
+    p.add_argument("--cond-cls", type=float, default=0.0,
+                   help="conditional: weight of an auxiliary loss that asks the frozen --classifier to read the "
+                        "condition's attributes on G's faces (AC-GAN style; 0 = off). Grade such a G with the "
+                        "evaluator, not FD_cls: G was trained against this classifier")
     p.add_argument("--d-width", type=int, default=64)
     p.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     p.add_argument("--d-norm", choices=("batch", "spectral", "layer", "none"), default=None,
@@ -102,6 +106,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--r1-every must be at least 1")
     if args.conditional and args.arch != "style":
         p.error("--conditional needs --arch style")
+    if args.cond_cls and not (args.conditional and args.classifier):
+        p.error("--cond-cls needs --conditional and --classifier")
     if args.d_norm is None:
         args.d_norm = "layer" if args.loss == "wgan-gp" else "batch"
     if args.loss == "wgan-gp" and args.d_norm == "batch":
@@ -227,14 +233,19 @@ class GanTrainer:
     """
 
     def __init__(self, args: argparse.Namespace, device: torch.device, dist: Dist | None = None,
-                 labels: torch.Tensor | None = None):
-        """`labels` (N, A) 0/1 on `device`: the training faces' attributes (needed with --conditional)."""
+                 labels: torch.Tensor | None = None, cond_classifier: torch.nn.Module | None = None):
+        """`labels` (N, A) 0/1 on `device`: the training faces' attributes (needed with --conditional).
+        `cond_classifier`: frozen, reads those A attributes in the same order (needed with --cond-cls)."""
         self.args, self.device, self.dist = args, device, dist or Dist(device=device)
         self.policy = parse_policy(args.diffaug)
         conditional = bool(getattr(args, "conditional", False))
         if conditional and labels is None:
             raise ValueError("a conditional GAN needs the training faces' attribute labels")
         self.labels = labels.float() if conditional else None
+        self.cond_cls = float(getattr(args, "cond_cls", 0.0) or 0.0)
+        if self.cond_cls and cond_classifier is None:
+            raise ValueError("--cond-cls needs the classifier that reads the condition's attributes")
+        self.cond_classifier = cond_classifier.to(device).eval().requires_grad_(False) if self.cond_cls else None
         num_attributes = self.labels.shape[1] if conditional else 0
         self.gen = build_generator(args, num_attributes)
         if conditional:  # the bank conditions are drawn from when none is given (the app, samples)
@@ -304,6 +315,9 @@ class GanTrainer:
         with autocast(device), frozen_d:
             fake = self.g_fn(z, **self.g_kwargs, **fake_kw)
             g_loss = g_adversarial(args.loss, self.d_fn(diff_augment(fake, policy), **fake_kw).float())
+            if self.cond_classifier is not None:  # the faces should show the attributes they were asked for
+                read = self.cond_classifier(fd_input(self.cond_classifier, fake)).float()
+                g_loss = g_loss + self.cond_cls * F.binary_cross_entropy_with_logits(read, fake_kw["c"])
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -331,11 +345,36 @@ def fd_input(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
+def condition_reader(args: argparse.Namespace, attributes: list[str], device: torch.device) -> torch.nn.Module:
+    """The --classifier, its outputs put in the data's attribute order (every rank loads it: the loss needs it)."""
+    ck = load_checkpoint(args.classifier, "classifier", device)
+    missing = [a for a in attributes if a not in ck.attributes]
+    if missing:
+        raise SystemExit(f"--cond-cls: the classifier does not read {', '.join(missing)}")
+    order = [ck.attributes.index(a) for a in attributes]
+    if order == list(range(len(ck.attributes))):
+        return ck.model
+    return _Reordered(ck.model, order)
+
+
+class _Reordered(torch.nn.Module):
+    """A classifier whose logits are picked (and ordered) to match other attribute names."""
+
+    def __init__(self, model: torch.nn.Module, order: list[int]):
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.register_buffer("order", torch.tensor(order))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)[:, self.order]
+
+
 def train(args: argparse.Namespace) -> dict:
     device, data, out = setup(args)
     dist = data.dist
     steps = total_steps(args, len(data.train_images), default_epochs=60, world=dist.world)
-    trainer = GanTrainer(args, device, dist, labels=data.train_labels if args.conditional else None)
+    trainer = GanTrainer(args, device, dist, labels=data.train_labels if args.conditional else None,
+                         cond_classifier=condition_reader(args, data.attribute_names, device) if args.cond_cls else None)
     gen, disc, gen_ema = trainer.gen, trainer.disc, trainer.gen_ema
 
     start, elapsed_before, history = 0, 0.0, []
