@@ -304,11 +304,10 @@ def test_auxiliary_loss_needs_a_conditional_g_and_a_classifier_and_reads_by_name
     torch.manual_seed(0)
     cls = Classifier(ClassifierConfig(num_attributes=3, width=8)).eval()
     save_checkpoint(tmp_path / "c.pt", "classifier", cls, attributes=["A", "B", "C"])
-    args = train_gan.parse_args(["--data", "x", "--arch", "style", "--conditional", "--cond-cls", "1",
-                                 "--classifier", str(tmp_path / "c.pt")])
-    reader = train_gan.condition_reader(args, ["C", "A"], torch.device("cpu"))
+    ck = load_checkpoint(tmp_path / "c.pt", "classifier")
+    reader = train_gan.condition_reader(ck, ["C", "A"])
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(reader(x), cls(x)[:, [2, 0]])
     with pytest.raises(SystemExit, match="does not read D"):
-        train_gan.condition_reader(args, ["A", "D"], torch.device("cpu"))
+        train_gan.condition_reader(ck, ["A", "D"])

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.checkpoint import load_checkpoint, save_checkpoint
+from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.data import to_model_range
 from core.device import autocast
 from core.metrics import fd_cls
@@ -345,9 +345,8 @@ def fd_input(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def condition_reader(args: argparse.Namespace, attributes: list[str], device: torch.device) -> torch.nn.Module:
-    """The --classifier, its outputs put in the data's attribute order (every rank loads it: the loss needs it)."""
-    ck = load_checkpoint(args.classifier, "classifier", device)
+def condition_reader(ck: Checkpoint, attributes: list[str]) -> torch.nn.Module:
+    """The classifier checkpoint's model, its outputs put in the data's attribute order."""
     missing = [a for a in attributes if a not in ck.attributes]
     if missing:
         raise SystemExit(f"--cond-cls: the classifier does not read {', '.join(missing)}")
@@ -373,8 +372,11 @@ def train(args: argparse.Namespace) -> dict:
     device, data, out = setup(args)
     dist = data.dist
     steps = total_steps(args, len(data.train_images), default_epochs=60, world=dist.world)
+    # loaded once: rank 0 reports FD_cls with it; with --cond-cls every rank's G loss reads it too
+    classifier_ck = (load_checkpoint(args.classifier, "classifier", device)
+                     if args.classifier and (dist.main or args.cond_cls) else None)
     trainer = GanTrainer(args, device, dist, labels=data.train_labels if args.conditional else None,
-                         cond_classifier=condition_reader(args, data.attribute_names, device) if args.cond_cls else None)
+                         cond_classifier=condition_reader(classifier_ck, data.attribute_names) if args.cond_cls else None)
     gen, disc, gen_ema = trainer.gen, trainer.disc, trainer.gen_ema
 
     start, elapsed_before, history = 0, 0.0, []
@@ -399,8 +401,7 @@ def train(args: argparse.Namespace) -> dict:
     elif dist.enabled:
         dist.reseed(args.seed)  # same init on every rank (above), its own noise from here on
 
-    classifier = (load_checkpoint(args.classifier, "classifier", device).model
-                  if args.classifier and dist.main else None)
+    classifier = classifier_ck.model if classifier_ck is not None and dist.main else None
     real_eval = data.heldout_images[:args.fd_samples]
     fixed_z = torch.randn(64, args.z_dim, generator=torch.Generator().manual_seed(1234)).to(device)
     try:
