@@ -13,6 +13,7 @@ import torch
 
 from conftest import shared_data
 from core import identity
+from core.latent import renormalise
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.engine import MODELS_DIR, Engine
 from core.inversion import FaceCrop, InvertConfig
@@ -159,3 +160,21 @@ def test_eval_control_runs_on_test_models_and_writes_its_grid(tiny_models, tmp_p
     grid = Image.open(tmp_path / "edit_Smiling.png")
     assert grid.size == (3 * (128 + 2) + 2, 3 * (128 + 2) + 2)  # start | window | slider, one row per face
     assert (tmp_path / "r.json").read_text().startswith("{")
+
+
+def test_random_reference_moves_each_face_as_far_as_the_window_did_in_another_direction(tiny_models):
+    engine = Engine(tiny_models, device="cpu", start_worker=False)
+    z = renormalise(engine.z_from_seed(4, 6))  # steering's codes are on the prior's shell
+    edited = renormalise(z + 2.5 * torch.randn(6, engine.z_dim, generator=torch.Generator().manual_seed(1))
+                                      * torch.linspace(0.1, 1.0, 6).unsqueeze(1))
+    moved = eval_control.random_move(engine, z, edited, seed=31)
+    assert torch.allclose((moved - z).norm(dim=1), (edited - z).norm(dim=1), rtol=1e-3, atol=1e-4)
+    assert torch.allclose(moved.norm(dim=1), z.norm(dim=1), rtol=1e-4)  # still on the prior's shell
+    cos = torch.nn.functional.cosine_similarity(moved - z, edited - z, dim=1)
+    assert cos.abs().max() < 0.6  # a different direction, not the edit itself
+    done = {"window": edited}
+    assert torch.equal(eval_control.edit(engine, "random", z, 31, [], done), moved)
+    raw = engine.z_from_seed(5, 6)  # a freshly drawn code is only near the shell: the length still matches
+    edited = renormalise(raw + 2.0 * torch.randn(6, engine.z_dim, generator=torch.Generator().manual_seed(2)))
+    moved = eval_control.random_move(engine, raw, edited, seed=3)
+    assert torch.allclose((moved - raw).norm(dim=1), (edited - raw).norm(dim=1), rtol=1e-3)

@@ -8,6 +8,9 @@ For each of eight attributes, generated faces that the *evaluator* reads as lack
 - `window`  — the window's "+" button (core.policy.window_steer_config);
 - `slider`  — the window's strength slider at its end (z + SLIDER_MAX_ALPHA·d);
 - `plain`   — the seed notebook's recipe, 10 steps of z += ∇logit/10 (a reference);
+- `random`  — a move in a random direction exactly as long as the window's "+" moved that face
+  (then back onto the prior's shell, as steering does): the drift and likeness that any move of
+  that length costs on this generator, against which the window's own drift can be read;
 and, with Male and Young locked (minus the target itself), `window` and `slider` again.
 Per edit: success = the evaluator's p > 0.5 afterwards; drift = mean |Δp| over the other 39
 attributes by the evaluator; identity = dlib distance to the starting face (< 0.6: same
@@ -25,7 +28,7 @@ from pathlib import Path
 import torch
 
 from core.engine import MODELS_DIR, Engine
-from core.latent import on_sphere, sample_codes
+from core.latent import on_sphere, sample_codes, typical_norm
 from core.policy import CURRENT, PREVIOUS, SLIDER_MAX_ALPHA, window_steer_config
 from core.steering import SteerConfig
 from core.worker import run_inline
@@ -34,7 +37,7 @@ from training.yardsticks import Yardsticks, drift
 ATTRIBUTES = ["Smiling", "Eyeglasses", "Blond_Hair", "Mustache", "Male", "Wearing_Lipstick", "Bald", "Young"]
 LOCKS = ["Male", "Young"]
 IDENTITY_ATTRIBUTES = ["Smiling", "Eyeglasses", "Blond_Hair", "Mustache", "Wearing_Lipstick", "Bald"]
-MODES = ["cli", "window", "slider", "plain", "window_locked", "slider_locked"]
+MODES = ["cli", "window", "slider", "plain", "random", "window_locked", "slider_locked"]
 LOCK_HOLD = 0.10
 
 
@@ -105,7 +108,30 @@ def plain_edit(engine: Engine, z: torch.Tensor, attr: int, steps: int = 10, rate
     return z.cpu()
 
 
-def edit(engine: Engine, mode: str, z: torch.Tensor, attr: int, locks: list[int]) -> torch.Tensor:
+def random_move(engine: Engine, z: torch.Tensor, z_edited: torch.Tensor, seed: int) -> torch.Tensor:
+    """Each face moved as far as `z_edited` moved it, in a random direction (tangent to the shell in z)."""
+    rng = torch.Generator().manual_seed(seed)
+    length = (z_edited - z).norm(dim=1, keepdim=True)
+    u = torch.randn(z.shape, generator=rng)
+    sphere = on_sphere(engine.generator)
+    if sphere:  # a radial part would be undone by renormalising: keep the move along the shell
+        u = u - (u * z).sum(1, keepdim=True) * z / z.square().sum(1, keepdim=True).clamp_min(1e-12)
+    u = u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    if not sphere:
+        return z + length * u
+    # the point of the shell (radius R) at distance `length` from z (norm r), at angle θ from z
+    r, big_r = z.norm(dim=1, keepdim=True), typical_norm(z.shape[1])
+    cos = ((big_r ** 2 + r ** 2 - length ** 2) / (2 * big_r * r)).clamp(-1.0, 1.0)
+    return big_r * (cos * z / r + (1 - cos ** 2).sqrt() * u)
+
+
+def edit(engine: Engine, mode: str, z: torch.Tensor, attr: int, locks: list[int],
+         done: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Face codes after the edit `mode`; `done` holds the edits already made on these faces (reused)."""
+    done = {} if done is None else done
+    if mode == "random":
+        window = done["window"] if "window" in done else window_edit(engine, z, attr, [])
+        return random_move(engine, z, window, seed=attr)
     if mode == "cli":
         return _steer(engine, z, attr, None, engine.policy.cli)
     if mode == "window":
@@ -161,9 +187,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         images0 = torch.stack([f.image for f in frames0])
         start = {"images": images0, "p": sticks.probs(images0)}
         rows[name] = {"faces": len(z)}
-        shown = {}
+        shown, done = {}, {}
         for mode in args.modes:
-            z1 = edit(engine, mode, z, attr, locks)
+            z1 = done[mode] = edit(engine, mode, z, attr, locks, done)
             frames = engine.render(z1)
             rows[name][mode] = score(sticks, attr, start, frames, locks if mode.endswith("_locked") else [], names)
             shown[mode] = torch.stack([f.image for f in frames[:8]])
