@@ -25,11 +25,12 @@ from core.directions import Directions, FitConfig, fit_directions, load_directio
 from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
 from core.latent import on_sphere, sample_codes
 from core.models import edit_space, prepare_for_inference
-from core.policy import CURRENT, Policy, held_attributes
+from core.policy import CURRENT, Policy, held_attributes, window_steer_config
+from core.slider_paths import EndKey, SliderEnds, along_paths, code_digest
 from core.steering import SteerConfig, SteerResult, steer
 from core.tuning import GeneratorDelta, TuneResult, tune_generator
 from core.threads import apply_thread_policy
-from core.worker import JobHandle, Worker
+from core.worker import JobHandle, Worker, run_inline
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
 MAX_BATCH = 256
@@ -114,6 +115,7 @@ class Engine:
         self.directions: Directions | None = self._find_directions()
         self.policy: Policy = CURRENT
         self._tuned: OrderedDict[str, torch.nn.Module] = OrderedDict()
+        self._slider_ends = SliderEnds()
         self.worker = Worker() if start_worker else None
         self.load_time_s = time.perf_counter() - t0
 
@@ -221,13 +223,59 @@ class Engine:
     def random_job(self, seed: int) -> Frame:
         return self.render(self.z_from_seed(seed))[0]
 
-    def edit_z(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None
-               ) -> torch.Tensor:
-        """z + Σ αₖ·dₖ, each direction orthogonal to the locked and the policy's held attributes."""
-        directions = self.require_directions()
+    def edit_z(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None,
+               delta: GeneratorDelta | None = None) -> torch.Tensor:
+        """The code after the sliders `alphas` (from `z`, with `locked` kept).
+
+        With the policy's `slider_paths` (shipped), each slider moves the face towards what the
+        window's "+"/"−" makes of it (`core.slider_paths`; under `delta`, a photo's own generator);
+        otherwise z + Σ αₖ·dₖ, each direction orthogonal to the locked and the policy's held attributes.
+        """
         alphas_idx = {self.attribute_index(k): float(a) for k, a in alphas.items()}
+        if self.policy.slider_paths:
+            flat = z.detach().float().reshape(-1, self.z_dim)
+            locks = sorted(set(self._indices(locked)))
+            moves = [(a, self.slider_ends(flat, k, 1 if a > 0 else -1, locks, delta))
+                     for k, a in alphas_idx.items() if a]
+            return along_paths(flat, moves).reshape(z.shape)
+        directions = self.require_directions()
         held = self.held([k for k, a in alphas_idx.items() if a], self._indices(locked))
         return directions.edit(z.float(), alphas_idx, held, keep_units=self.policy.keep_units)
+
+    def _end_key(self, z: torch.Tensor, attr: int, sign: int, locked: list[int], delta: GeneratorDelta | None
+                 ) -> EndKey:
+        return EndKey(code_digest(z), attr, sign, tuple(sorted(set(locked))), delta.key if delta else None,
+                      hash(repr(self.policy)))
+
+    def slider_end_ready(self, z: torch.Tensor, name: str | int, sign: int, locked: list[str | int] | None = None,
+                         delta: GeneratorDelta | None = None) -> bool:
+        """Whether moving this slider of the face `z` (d,) is instant (its end is steered already)."""
+        if not self.policy.slider_paths:
+            return True
+        key = self._end_key(z.detach().float().reshape(-1), self.attribute_index(name), 1 if sign > 0 else -1,
+                            self._indices(locked), delta)
+        return self._slider_ends.get(key) is not None
+
+    def slider_ends(self, z: torch.Tensor, attr: int, sign: int, locked: list[int],
+                    delta: GeneratorDelta | None = None) -> torch.Tensor:
+        """(N, d) CPU codes: what the window's "+" (sign 1) or "−" (−1) on `attr` makes of each face
+        of `z` with `locked` kept, cached per face (the first move of a slider runs the steering)."""
+        keys = [self._end_key(row, attr, sign, locked, delta) for row in z]
+        ends = [self._slider_ends.get(key) for key in keys]
+        missing = [i for i, end in enumerate(ends) if end is None]
+        if missing:
+            todo = z[missing]
+            p_now = torch.stack([f.probs for f in self.render(todo, delta)])[:, attr]
+            configs = [window_steer_config(float(p), sign, bool(locked), self.policy.window, self.policy.hard_locks)
+                       for p in p_now]
+            for config in {repr(c): c for c in configs}.values():
+                group = [i for i, c in enumerate(configs) if c == config]
+                outcome = run_inline(self.steer_job, todo[group], {attr: float(sign)}, list(locked) or None, config,
+                                     delta)
+                for i, end in zip(group, outcome.result.trajectory[-1]):
+                    self._slider_ends.put(keys[missing[i]], end)
+                    ends[missing[i]] = self._slider_ends.get(keys[missing[i]])
+        return torch.stack(ends)
 
     def held(self, targets: list[int], locked: list[int], steering: bool = False) -> list[int]:
         """What an edit of `targets` keeps as constraints: the user's locks and the policy's held set."""
@@ -238,7 +286,7 @@ class Engine:
 
     def edit_job(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None,
                  delta: GeneratorDelta | None = None) -> Frame:
-        return self.render(self.edit_z(z, alphas, locked), delta)[0]
+        return self.render(self.edit_z(z, alphas, locked, delta), delta)[0]
 
     def steer_job(self, z: torch.Tensor, targets: dict[str | int, float], locked: list[str | int] | None = None,
                   config: SteerConfig | None = None, delta: GeneratorDelta | None = None) -> Iterator[Progress]:

@@ -34,15 +34,17 @@ class Policy:
     # identity term keeps the person better, resources/MODELS.md)
     hard_locks: bool = True  # locks are constraints; False: the soft penalty at full weight (before)
     keep_units: bool = False  # a held slider direction still crosses the boundary as fast (directions.edit)
+    slider_paths: bool = False  # a slider moves the face towards what the window's "+"/"−" makes of it
+    # (core.slider_paths) instead of along the attribute's global direction
 
 
 # The policy that ships (chosen with eval-control, resources/MODELS.md): "more" runs until the
 # steering classifier is confident (p > 0.9), pulled back towards the starting face in our
 # classifier's features (identity term) and leaning a little on the attribute's global direction,
 # so it follows what many faces share rather than what fools one network; the CLI does exactly
-# what the window does; sliders hold sex and age.
+# what the window does; a slider's end is the face the window's "+"/"−" makes (its own path).
 SHIPPED_STEER = SteerConfig(until=0.9, guide=0.25, identity_weight=1.0)
-CURRENT = Policy(window=SHIPPED_STEER, cli=SHIPPED_STEER)
+CURRENT = Policy(window=SHIPPED_STEER, cli=SHIPPED_STEER, slider_paths=True)
 # What shipped before the independent yardsticks existed (kept to measure against).
 PREVIOUS = Policy(window=SteerConfig(until=0.9), cli=SteerConfig(), held=(), hard_locks=False)
 WINDOW_STEER = CURRENT.window

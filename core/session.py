@@ -124,7 +124,7 @@ def face_z(engine: Any, state: EditState) -> Tensor:
     if state.z is not None:
         return state.z
     base = base_z(engine, state)
-    return engine.edit_z(base, state.edits, state.locked_list) if state.edits else base
+    return engine.edit_z(base, state.edits, state.locked_list, state.generator) if state.edits else base
 
 
 def seed_state(seed: int) -> EditState:

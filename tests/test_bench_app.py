@@ -29,7 +29,8 @@ def test_under_load_prints_quiet_and_loaded_side_by_side(tiny_models, capsys, mo
     assert cpu["device"] == "CPU (1 threads)" and "loaded" in cpu
     assert "quiet vs 1 spin competitor process" in out and "| | quiet | loaded | slowdown |" in out
     assert 0 < cpu["more_30_s"] and 0 < cpu["loaded"]["more_30_s"]  # the window's 30-step "more" is timed
-    for label in ("edit→image p50", "steering b=1", "steering b=16", 'window "more", 30 steps', "inversion"):
+    assert 0 < cpu["slider_first_s"] and "a slider's first move" in out  # the steered end of a new slider
+    for label in ("edit→image p50", "a slider's first move", "steering b=1", "steering b=16", 'window "more", 30 steps', "inversion"):
         row = next(line for line in out.splitlines() if line.startswith(f"| {label}"))
         assert row.count("|") == 5 and row.rstrip().endswith("× |"), row
 

@@ -2,6 +2,8 @@
 models, graded by the evaluator and dlib — what a user's "more" and locks actually do."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -70,6 +72,7 @@ def test_keep_units_crosses_the_boundary_as_fast_with_locks(tiny):
 # -- on the shipped models, graded by the yardsticks --------------------------------------------
 
 shipped = pytest.mark.skipif(not (MODELS_DIR / "evaluator.pt").exists(), reason="no shipped evaluator")
+with_dlib = pytest.mark.skipif(not identity.available(), reason="dlib not installed")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +123,7 @@ def test_locks_keep_the_locked_attributes_closer_than_no_locks(graded):
 
 
 @shipped
-@pytest.mark.skipif(not identity.available(), reason="dlib not installed")
+@with_dlib
 def test_identity_term_keeps_the_person_closer_by_dlib(graded):
     engine, sticks = graded
     attr, z, before = _start(engine, sticks, "Eyeglasses")
@@ -131,3 +134,105 @@ def test_identity_term_keeps_the_person_closer_by_dlib(graded):
         after = torch.stack([f.image for f in engine.render(out)])
         dist[w] = float(sticks.identity_distance(before, after).mean())
     assert dist[1.0] < dist[0.0]
+
+
+# -- sliders along the face's own path (core.slider_paths) --------------------------------------
+
+def _window_end(engine, z, attr: int, sign: int, locked: list[int], delta=None) -> torch.Tensor:
+    """What the window's "+" (or "−") makes of each face, one face at a time."""
+    out = []
+    for row in z:
+        p = float(engine.render(row[None], delta)[0].probs[attr])
+        config = window_steer_config(p, sign, bool(locked), engine.policy.window, engine.policy.hard_locks)
+        out.append(run_inline(engine.steer_job, row[None], {attr: float(sign)}, locked or None, config,
+                              delta).result.trajectory[-1][0])
+    return torch.stack(out)
+
+
+def _count_steering(engine, monkeypatch) -> list:
+    calls = []
+    real = engine.steer_job
+
+    def spy(z, targets, locked=None, config=None, delta=None):
+        calls.append((len(z), dict(targets), locked, delta))
+        return real(z, targets, locked, config, delta)
+
+    monkeypatch.setattr(engine, "steer_job", spy)
+    return calls
+
+
+def test_a_sliders_end_is_the_windows_more_or_less_and_between_lies_the_line(tiny_models, tmp_path, monkeypatch):
+    engine = Engine(tiny_models, device="cpu", directions_cache=tmp_path, start_worker=False)
+    assert engine.policy.slider_paths  # what ships
+    z = engine.z_from_seed(6, 3)
+    smiling = engine.attribute_index("Smiling")
+    calls = _count_steering(engine, monkeypatch)
+    more = engine.edit_z(z, {"Smiling": 3.0})
+    assert 1 <= len(calls) <= 2  # the batch in one run (two when some face already reads as smiling)
+    assert torch.allclose(more, _window_end(engine, z, smiling, +1, []), atol=1e-4)
+    calls.clear()
+    assert torch.allclose(engine.edit_z(z, {"Smiling": 1.5}), z + 0.5 * (more - z), atol=1e-6)
+    assert calls == []  # the end is cached: dragging the slider does not steer again
+    less = engine.edit_z(z, {"Smiling": -3.0})
+    assert torch.allclose(less, _window_end(engine, z, smiling, -1, []), atol=1e-4)
+    p = lambda codes: torch.stack([f.probs[smiling] for f in engine.render(codes)])  # noqa: E731
+    assert (p(less) < p(z)).all() and (p(more) > p(z)).all()
+    both = engine.edit_z(z, {"Smiling": 3.0, "Eyeglasses": 1.5})  # sliders add up
+    glasses = engine.edit_z(z, {"Eyeglasses": 3.0})
+    assert torch.allclose(both, more + 0.5 * (glasses - z), atol=1e-5)
+    single = engine.edit_z(z[1], {"Smiling": 3.0})  # one face (d,) in, one face out, from the same cache
+    assert single.shape == z[1].shape and torch.allclose(single, more[1], atol=1e-6)
+
+
+def test_a_slider_with_locks_or_on_a_photos_generator_has_its_own_end(tiny_models, tmp_path, monkeypatch):
+    from core.tuning import TuneConfig, tune_generator
+
+    engine = Engine(tiny_models, device="cpu", directions_cache=tmp_path, start_worker=False)
+    z = engine.z_from_seed(7, 2)
+    male = engine.attribute_index("Male")
+    calls = _count_steering(engine, monkeypatch)
+    free = engine.edit_z(z, {"Smiling": 3.0})
+    locked = engine.edit_z(z, {"Smiling": 3.0}, ["Male"])
+    assert calls[-1][2] == [male] and not torch.allclose(free, locked)
+    with torch.no_grad():
+        photo = engine.generator(engine.z_from_seed(99))
+    delta = run_inline(tune_generator, engine.generator, engine.classifier, z[:1], photo,
+                       TuneConfig(steps=3, lr=5e-3), engine.generator_hash).delta
+    before = len(calls)
+    own = engine.edit_z(z[:1], {"Smiling": 3.0}, None, delta)
+    assert len(calls) == before + 1 and calls[-1][3] is delta  # steered under the photo's generator
+    assert torch.allclose(own, _window_end(engine, z[:1], engine.attribute_index("Smiling"), +1, [], delta), atol=1e-4)
+
+
+@shipped
+@with_dlib
+def test_a_sliders_own_path_keeps_the_person_better_than_the_global_direction(graded):
+    engine, sticks = graded
+    attr, z, before = _start(engine, sticks, "Eyeglasses")
+    grade = {}
+    for paths in (False, True):
+        previous, engine.policy = engine.policy, dataclasses.replace(CURRENT, slider_paths=paths)
+        try:
+            after = torch.stack([f.image for f in engine.render(engine.edit_z(z, {attr: 3.0}))])
+        finally:
+            engine.policy = previous
+        grade[paths] = (float((sticks.probs(after)[:, attr] > 0.5).float().mean()),
+                        float(sticks.identity_distance(before, after).mean()))
+    assert grade[True][1] < grade[False][1]  # dlib: closer to the starting face
+    assert grade[True][0] >= grade[False][0]  # evaluator: reaches the glasses at least as often
+
+
+def test_slider_ends_are_a_bounded_cache_keyed_by_the_exact_code():
+    from core.slider_paths import EndKey, SliderEnds, along_paths, code_digest
+
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))
+    assert code_digest(z[0]) == code_digest(z[0].clone()) != code_digest(z[0] + 1e-7)
+    cache = SliderEnds(limit=2)
+    keys = [EndKey(code_digest(z[0]), a, 1, (), None, 0) for a in range(3)]
+    for i, key in enumerate(keys):
+        cache.put(key, z[0] + i)
+    assert len(cache) == 2 and cache.get(keys[0]) is None  # the oldest went
+    assert torch.equal(cache.get(keys[2]), z[0] + 2)
+    end = z + 3.0
+    assert torch.allclose(along_paths(z, [(3.0, end)]), end) and torch.allclose(along_paths(z, [(-1.5, end)]), z + 1.5)
+    assert torch.allclose(along_paths(z, [(6.0, end)]), z + 6.0)  # past the end the line goes on

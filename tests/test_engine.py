@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +106,8 @@ def test_orthogonalised_direction_is_orthogonal_to_locked_ones():
         orthogonalise(locked[0] + locked[1], locked)
 
 
-def test_direction_edit_with_lock_keeps_locked_component(engine):
+def test_direction_edit_with_lock_keeps_locked_component(engine, monkeypatch):
+    monkeypatch.setattr(engine, "policy", replace(engine.policy, slider_paths=False))  # global directions
     dirs = engine.directions
     smiling, male = engine.attribute_index("Smiling"), engine.attribute_index("Male")
     z = engine.z_from_seed(4)[0]

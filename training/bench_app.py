@@ -158,6 +158,8 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
         times.sort()
         out["edit_ms_p50"] = statistics.median(times)
         out["edit_ms_p95"] = times[int(0.95 * (len(times) - 1))]
+    if engine.policy.slider_paths or engine.directions is not None:
+        out["slider_first_s"] = slider_first_move_seconds(engine)
     config = SteerConfig(steps=steer_steps, until=None)
     for batch in (1, 16):
         zb = engine.z_from_seed(1, batch)
@@ -183,6 +185,20 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
     return out
 
 
+def slider_first_move_seconds(engine: Engine) -> float:
+    """Seconds for a slider's first move on a new face (its end is steered once, then cached;
+    the drag after it is the edit→image time), median over 3 faces."""
+    smiling = engine.attribute_index("Smiling")
+    times = []
+    for seed in (10, 11, 12):
+        z = engine.z_from_seed(seed)
+        t = time.perf_counter()
+        engine.edit_job(z, {smiling: 1.0})
+        _sync(engine.device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def window_more_seconds(engine: Engine, z: torch.Tensor, steps: int = 30) -> float:
     """Seconds for the window's "more Smiling" run to its full `steps` (the shipped policy: identity
     term, guide, held attributes), median of 3 — what a user waits for after a click."""
@@ -206,6 +222,8 @@ def _num(x: float) -> str:
 
 def _fmt_row(r: dict) -> str:
     edit = f"{_num(r['edit_ms_p50'])} / {_num(r['edit_ms_p95'])} ms" if "edit_ms_p50" in r else "no directions"
+    if "slider_first_s" in r:
+        edit += f" (a slider's first move {_num(r['slider_first_s'])} s)"
     inv = f"{_num(r['invert_s'])} s" if "invert_s" in r else "no encoder"
     return (f"| {r['device']} | {r['load_s']:.2f} s | {edit} | {_num(r['steer_steps_per_s_b1'])} steps/s | "
             f"{_num(r['steer_steps_per_s_b16'])} steps/s | {_num(r['more_30_s'])} s | {inv} |")
@@ -215,6 +233,7 @@ def _fmt_row(r: dict) -> str:
 METRICS = [("edit→image p50", "edit_ms_p50", "ms", False), ("edit→image p95", "edit_ms_p95", "ms", False),
            ("steering b=1", "steer_steps_per_s_b1", "steps/s", True),
            ("steering b=16", "steer_steps_per_s_b16", "steps/s", True),
+           ("a slider's first move", "slider_first_s", "s", False),
            ("window \"more\", 30 steps", "more_30_s", "s", False),
            ("inversion (crop+E+100 steps)", "invert_s", "s", False),
            ("photo: preview", "preview_s", "s", False), ("photo: refine", "refine_s", "s", False),

@@ -6,7 +6,8 @@ For each of eight attributes, generated faces that the *evaluator* reads as lack
 (p < 0.5) are edited towards it, the way a user would:
 - `cli`     — `main.py steer --more X` with no options (core.policy, `--policy previous` for the old);
 - `window`  — the window's "+" button (core.policy.window_steer_config);
-- `slider`  — the window's strength slider at its end (z + SLIDER_MAX_ALPHA·d);
+- `slider`  — the window's strength slider at its end (α = SLIDER_MAX_ALPHA: the shipped sliders end
+  where the window's "+" does, core.slider_paths; `--sliders directions`: z + α·d, the global direction);
 - `plain`   — the seed notebook's recipe, 10 steps of z += ∇logit/10 (a reference);
 - `random`  — a move in a random direction exactly as long as the window's "+" moved that face
   (then back onto the prior's shell, as steering does): the drift and likeness that any move of
@@ -56,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--views", type=int, default=None, help="try the window/CLI steering with this many EOT views")
     p.add_argument("--identity-weight", type=float, default=None, help="try this identity-term weight")
     p.add_argument("--guide", type=float, default=None, help="try this weight of the global direction")
+    p.add_argument("--sliders", default="shipped", choices=["shipped", "directions", "paths"],
+                   help="directions: sliders along the global latent directions; paths: towards the window's "
+                        "result (core.slider_paths); shipped: what the policy says")
     p.add_argument("--edit-in", default="auto", choices=["auto", "z"],
                    help="z: edit a style G in z instead of w (to measure what w buys)")
     args = p.parse_args(argv)
@@ -171,7 +175,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     if tried:  # a variant of the policy, to measure before it ships
         engine.policy = replace(engine.policy, window=replace(engine.policy.window, **tried),
                                 cli=replace(engine.policy.cli, **tried))
-    if engine.directions is None and any(m.startswith("slider") for m in args.modes):
+    if args.sliders != "shipped":
+        engine.policy = replace(engine.policy, slider_paths=args.sliders == "paths")
+        tried["sliders"] = args.sliders
+    if engine.directions is None and (engine.policy.window.guide > 0 or not engine.policy.slider_paths):
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
     sticks = Yardsticks(args.models, engine.device, engine.attributes)

@@ -12,7 +12,7 @@ from PySide6.QtCore import QSignalBlocker
 
 from core.engine import Frame, Progress, SteerOutcome
 from core.history import EditState, PlanePoint, SeedPoint
-from core.jobs import FaceResult, render_face, steer_face
+from core.jobs import FaceResult, base_z, render_face, steer_face
 from core.policy import window_steer_config
 from core.readout import describe, identity_distance, identity_words, side_effects
 from core.steering import SteerConfig
@@ -191,7 +191,13 @@ class EditFlow:
         if alpha:
             alphas[name] = alpha
         self.last_attribute = name
-        self._apply(self.state.derive(f"{display_name(name)} {alpha:+.1f}", alphas=alphas), merge=("alpha", name))
+        state = self.state.derive(f"{display_name(name)} {alpha:+.1f}", alphas=alphas)
+        ready = not alpha or self.engine.slider_end_ready(base_z(self.engine, state), name, 1 if alpha > 0 else -1,
+                                                          state.locked_list, state.generator)
+        self._apply(state, merge=("alpha", name))
+        if not ready:  # the slider's first move on this face steers its end once (about a second on a CPU)
+            self.face_view.set_badge(f"Finding how this face gets {'more' if alpha > 0 else 'less'} "
+                                     f"{display_name(name)}…")
 
     def _on_slider_released(self, name: str) -> None:
         self.history.seal()
@@ -203,8 +209,8 @@ class EditFlow:
     def _hint_if_unreached(self, name: str) -> None:
         """A slider at its end that still leaves the face on the wrong side of 0.5: point to steering.
 
-        The slider's range reaches rare attributes (Bald, Mustache) for about half the faces (median
-        α ≈ 3, resources/MODELS.md); steering follows the classifier and gets there.
+        A slider ends where one run of the window's "+" gets (core.slider_paths); on rare attributes
+        (Bald, Mustache) that run falls short for some faces, and steering on from there gets further.
         """
         if self.state is None or self.frame is None or self.frame_state is not self.state:
             return
