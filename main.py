@@ -99,10 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "photo): the GIF or PNG has the photo's size, longest side at most 512 px; --size does "
                         "not apply")
     _session(p)
-    p = sub.add_parser("edit", help="direction edit z + Σ α·d; PNG")
+    p = sub.add_parser("edit", help="the window's sliders: ATTR=ALPHA moves the face |α|/3 of the way to what "
+                                    "its more/less makes of it; PNG")
     _common(p, "edit.png")
-    p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA")
-    p.add_argument("--lock", action="append", default=[], metavar="ATTR", help="edit orthogonally to these")
+    p.add_argument("--set", action="append", default=[], metavar="ATTR=ALPHA", help="slider strength, ±3 at the end")
+    p.add_argument("--lock", action="append", default=[], metavar="ATTR", help="keep these while editing")
     _session(p)
     p = sub.add_parser("invert", help="photo -> aligned crop -> z -> the face's own tuned G; PNG of the result")
     _common(p, "inverted.png")
