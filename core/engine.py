@@ -242,40 +242,46 @@ class Engine:
         held = self.held([k for k, a in alphas_idx.items() if a], self._indices(locked))
         return directions.edit(z.float(), alphas_idx, held, keep_units=self.policy.keep_units)
 
-    def _end_key(self, z: torch.Tensor, attr: int, sign: int, locked: list[int], delta: GeneratorDelta | None
-                 ) -> EndKey:
-        return EndKey(code_digest(z), attr, sign, tuple(sorted(set(locked))), delta.key if delta else None,
-                      hash(repr(self.policy)))
-
     def slider_end_ready(self, z: torch.Tensor, name: str | int, sign: int, locked: list[str | int] | None = None,
                          delta: GeneratorDelta | None = None) -> bool:
         """Whether moving this slider of the face `z` (d,) is instant (its end is steered already)."""
         if not self.policy.slider_paths:
             return True
-        key = self._end_key(z.detach().float().reshape(-1), self.attribute_index(name), 1 if sign > 0 else -1,
-                            self._indices(locked), delta)
+        (key,) = self._end_keys(z.detach().float().reshape(1, -1), self.attribute_index(name), 1 if sign > 0 else -1,
+                                self._indices(locked), delta)
         return self._slider_ends.get(key) is not None
+
+    def _end_keys(self, z: torch.Tensor, attr: int, sign: int, locked: list[int], delta: GeneratorDelta | None
+                  ) -> list[EndKey]:
+        locks, generator, policy = tuple(sorted(set(locked))), delta.key if delta else None, hash(repr(self.policy))
+        return [EndKey(code_digest(row), attr, sign, locks, generator, policy) for row in z]
 
     def slider_ends(self, z: torch.Tensor, attr: int, sign: int, locked: list[int],
                     delta: GeneratorDelta | None = None) -> torch.Tensor:
-        """(N, d) CPU codes: what the window's "+" (sign 1) or "−" (−1) on `attr` makes of each face
-        of `z` with `locked` kept, cached per face (the first move of a slider runs the steering)."""
-        keys = [self._end_key(row, attr, sign, locked, delta) for row in z]
+        """(N, d) CPU codes: `window_result` for each face of `z`, cached per face (the first move of
+        a slider runs the steering)."""
+        keys = self._end_keys(z, attr, sign, locked, delta)
         ends = [self._slider_ends.get(key) for key in keys]
         missing = [i for i, end in enumerate(ends) if end is None]
         if missing:
-            todo = z[missing]
-            p_now = torch.stack([f.probs for f in self.render(todo, delta)])[:, attr]
-            configs = [window_steer_config(float(p), sign, bool(locked), self.policy.window, self.policy.hard_locks)
-                       for p in p_now]
-            for config in {repr(c): c for c in configs}.values():
-                group = [i for i, c in enumerate(configs) if c == config]
-                outcome = run_inline(self.steer_job, todo[group], {attr: float(sign)}, list(locked) or None, config,
-                                     delta)
-                for i, end in zip(group, outcome.result.trajectory[-1]):
-                    self._slider_ends.put(keys[missing[i]], end)
-                    ends[missing[i]] = self._slider_ends.get(keys[missing[i]])
+            for i, end in zip(missing, self.window_result(z[missing], attr, sign, locked, delta)):
+                ends[i] = self._slider_ends.put(keys[i], end)
         return torch.stack(ends)
+
+    def window_result(self, z: torch.Tensor, attr: int, sign: int, locked: list[int] | None = None,
+                      delta: GeneratorDelta | None = None) -> torch.Tensor:
+        """(N, d) CPU codes: what the window's "+" (sign 1) or "−" (−1) on `attr` makes of each face of
+        `z`, with `locked` kept; each face's run depends on what the classifier reads on it now."""
+        p_now = torch.stack([f.probs for f in self.render(z, delta)])[:, attr]
+        configs = [window_steer_config(float(p), sign, bool(locked), self.policy.window, self.policy.hard_locks)
+                   for p in p_now]
+        out = z.detach().float().cpu().clone()
+        for config in {repr(c): c for c in configs}.values():
+            group = [i for i, c in enumerate(configs) if c == config]
+            outcome = run_inline(self.steer_job, z[group], {attr: float(sign)}, list(locked or []) or None, config,
+                                 delta)
+            out[group] = outcome.result.trajectory[-1]
+        return out
 
     def held(self, targets: list[int], locked: list[int], steering: bool = False) -> list[int]:
         """What an edit of `targets` keeps as constraints: the user's locks and the policy's held set."""

@@ -7,7 +7,7 @@ fitted over all faces points where the attribute changes *on average*; on a give
 along whatever correlates with the attribute there. So a slider's end is the face that the
 window's "+" (or "−") makes from the slider's starting face, and the positions in between lie on
 the straight line in the code space towards it. Each end costs one steering run on the slider's
-first move (≈ 0.75 s on a 2-core CPU, `bench`); ends are cached, so dragging stays instant.
+first move (0.25 s on a 2-core CPU, `bench`); ends are cached, so dragging stays instant.
 """
 from __future__ import annotations
 
@@ -60,12 +60,15 @@ class SliderEnds:
                 self._ends.move_to_end(key)
             return end
 
-    def put(self, key: EndKey, end: torch.Tensor) -> None:
+    def put(self, key: EndKey, end: torch.Tensor) -> torch.Tensor:
+        """Store `end` (as a CPU float copy) and return what is stored."""
+        stored = end.detach().to("cpu", torch.float32).clone()
         with self._lock:
-            self._ends[key] = end.detach().to("cpu", torch.float32).clone()
+            self._ends[key] = stored
             self._ends.move_to_end(key)
             while len(self._ends) > self.limit:
                 self._ends.popitem(last=False)
+        return stored
 
 
 def along_paths(z: torch.Tensor, moves: list[tuple[float, torch.Tensor]]) -> torch.Tensor:

@@ -30,7 +30,7 @@ import torch
 
 from core.engine import MODELS_DIR, Engine
 from core.latent import on_sphere, sample_codes, typical_norm
-from core.policy import CURRENT, PREVIOUS, SLIDER_MAX_ALPHA, window_steer_config
+from core.policy import CURRENT, PREVIOUS, SLIDER_MAX_ALPHA
 from core.steering import SteerConfig
 from core.worker import run_inline
 from training.yardsticks import Yardsticks, drift
@@ -90,15 +90,8 @@ def _steer(engine: Engine, z: torch.Tensor, attr: int, locked: list[int] | None,
 
 
 def window_edit(engine: Engine, z: torch.Tensor, attr: int, locked: list[int]) -> torch.Tensor:
-    """The "+" button per face: its config depends on what the classifier reads on it now."""
-    p_now = torch.stack([f.probs for f in engine.render(z)])[:, attr]
-    out = z.clone()
-    policy = engine.policy
-    configs = [window_steer_config(float(p), +1, bool(locked), policy.window, policy.hard_locks) for p in p_now]
-    for config in {repr(c): c for c in configs}.values():
-        idx = torch.tensor([i for i, c in enumerate(configs) if c == config])
-        out[idx] = _steer(engine, z[idx], attr, locked or None, config)
-    return out
+    """The "+" button per face, exactly as the window runs it (`Engine.window_result`)."""
+    return engine.window_result(z, attr, +1, locked)
 
 
 def plain_edit(engine: Engine, z: torch.Tensor, attr: int, steps: int = 10, rate: float = 0.1) -> torch.Tensor:
