@@ -1,9 +1,21 @@
-"""Device choice: CUDA when present, CPU otherwise, through one code path."""
+"""Device and precision choice: CUDA when present, CPU otherwise, through one code path.
+
+Precision policy for training (one for every script): bf16 compute where the device has native
+bf16 units (CUDA; a CPU with AMX or AVX512-BF16, or Arm's BF16 extension), fp32 elsewhere. Only
+the compute runs in bf16 (torch.autocast): master weights, optimiser state, EMA, losses,
+gradient penalties and normalisation statistics stay fp32.
+"""
 from __future__ import annotations
 
 import contextlib
+import platform
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+PRECISIONS = ("auto", "bf16", "fp32")
+_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")  # x86 (AMX, AVX512-BF16); Arm's FEAT_BF16 is "bf16"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -25,8 +37,77 @@ def describe(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (fast tensor cores, no loss scaling); a no-op on CPU."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU feature flags the OS reports (Linux /proc/cpuinfo; empty where unknown)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return set()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return flags
+
+
+def cpu_bf16_units(flags: set[str] | None = None) -> list[str]:
+    """Which native bf16 units this CPU has, by flag name (empty list: none, or not known)."""
+    flags = cpu_flags() if flags is None else flags
+    return [f for f in _BF16_CPU_FLAGS if f in flags]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What a training run computes in, and why (the start-up line prints `describe`)."""
+
+    name: str  # "bf16" | "fp32"
+    reason: str
+
+    @property
+    def bf16(self) -> bool:
+        return self.name == "bf16"
+
+    def describe(self) -> str:
+        return f"precision {self.name} ({self.reason})"
+
+
+def resolve_precision(name: str, device: torch.device, flags: set[str] | None = None) -> Precision:
+    """'auto' -> bf16 where `device` has native bf16 units, else fp32; 'bf16'/'fp32' as asked.
+
+    bf16 asked for on a CPU without bf16 units still runs (emulated, usually slower): the reason
+    says so, so that a benchmark row is never mistaken for the fast path.
+    """
+    name = (name or "auto").lower()
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}: use {', '.join(PRECISIONS)}")
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+        why = "CUDA bf16 units" if native else "this GPU has no bf16 units"
+    else:
+        units = cpu_bf16_units(flags)
+        native = bool(units)
+        machine = platform.machine() or "CPU"
+        why = f"CPU has {', '.join(units)}" if native else f"{machine} CPU without native bf16 units"
+    if name == "fp32":
+        return Precision("fp32", "asked for" + ("" if not native else f"; {why}"))
+    if name == "bf16":
+        return Precision("bf16", "asked for; " + (why if native else why + ", emulated"))
+    return Precision("bf16", why) if native else Precision("fp32", why)
+
+
+def autocast(device: torch.device, enabled: bool = True, precision: Precision | None = None
+             ) -> contextlib.AbstractContextManager:
+    """The region where compute runs in bf16.
+
+    Training passes its `precision`; without one (the app), CUDA computes in bf16 (fast tensor
+    cores, no loss scaling) and the CPU in fp32.
+    """
+    if not enabled:
+        return contextlib.nullcontext()
+    if precision is None:
+        use = device.type == "cuda"
+    else:
+        use = precision.bf16
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use else contextlib.nullcontext()

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from core.checkpoint import load_checkpoint
-from core.data import CelebATensors, load_celeba, to_model_range
-from core.device import describe, resolve_device
+from core.data import CelebATensors, load_datasets, to_model_range
+from core.device import PRECISIONS, Precision, describe, resolve_device, resolve_precision
 from core.export import save_png_grid
 
 SMOKE_IMAGES = 48  # images a --smoke run trains on
@@ -37,7 +37,9 @@ T = TypeVar("T")
 
 def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="CelebA folder in the official layout")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="data folder(s): CelebA in the official layout, or unaligned crops in img/ with the same "
+                        "list files (aligned by landmarks when first decoded); several are joined")
     p.add_argument("--out", default=default_out, help="run folder: checkpoints, sample grids, metrics.jsonl")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--seed", type=int, default=0)
@@ -51,7 +53,10 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
                    help="start afresh in a run folder that already holds a run (its metrics and checkpoints are replaced)")
     p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
     p.add_argument("--cache-dir", default=None, help="where the decoded dataset is cached")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: every core)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="compute precision: auto = bf16 where the device has native bf16 units (CUDA, AMX, "
+                        "AVX512-BF16), else fp32; weights, optimiser state, losses and statistics stay fp32")
     p.add_argument("--smoke", action="store_true", help="tiny models, few steps: a quick end-to-end check")
     p.add_argument("--image-size", type=int, choices=IMAGE_SIZES, default=64,
                    help="training resolution (the dataset is decoded and cached at this size)")
@@ -194,7 +199,7 @@ class RunData:
 
 def init_device(args: argparse.Namespace, device: torch.device | None = None) -> torch.device:
     """Threads, seeds and the fast CUDA settings (cuDNN autotune, TF32) for a run or a benchmark."""
-    if args.threads:
+    if args.threads:  # torch's default is every core, which training wants (the app keeps one free)
         torch.set_num_threads(args.threads)
     device = device if device is not None else resolve_device(args.device)
     seed_everything(args.seed)
@@ -283,8 +288,8 @@ def setup(args: argparse.Namespace) -> tuple[torch.device, RunData, Path]:
     device = init_device(args, dist.device)
     if dist.local_rank != 0:
         dist.barrier()
-    ds: CelebATensors = load_celeba(args.data, size=args.image_size, cache_dir=args.cache_dir,
-                                    progress=not args.smoke and dist.main)
+    ds: CelebATensors = load_datasets(args.data, size=args.image_size, cache_dir=args.cache_dir,
+                                      progress=not args.smoke and dist.main)
     if dist.local_rank == 0:
         dist.barrier()
     train_x, train_y = ds.split(held_out=False)
@@ -293,26 +298,32 @@ def setup(args: argparse.Namespace) -> tuple[torch.device, RunData, Path]:
         train_x, train_y = train_x[:SMOKE_IMAGES], train_y[:SMOKE_IMAGES]
         held_x, held_y = held_x[:SMOKE_IMAGES], held_y[:SMOKE_IMAGES]
     if len(train_x) == 0:
-        raise SystemExit(f"{args.data}: no training images left after holding out the evaluation split")
+        raise SystemExit(f"{' + '.join(args.data)}: no training images left after holding out the evaluation split")
     if len(train_x) < dist.world:
-        raise SystemExit(f"{args.data}: {len(train_x)} training images cannot be shared by {dist.world} ranks")
+        raise SystemExit(f"{' + '.join(args.data)}: {len(train_x)} training images cannot be shared by {dist.world} ranks")
     out = Path(args.out)
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         ranks = f" | {dist.world} ranks ({'NCCL' if device.type == 'cuda' else 'gloo'})" if dist.enabled else ""
-        print(f"device {describe(device)} | {len(train_x)} training, {len(held_x)} held-out images"
-              f" ({ds.missing} listed but missing) | run folder {out}{ranks}")
+        skipped = f", {ds.unaligned} crops without a face skipped" if ds.unaligned else ""
+        print(f"device {describe(device)} | {run_precision(args, device).describe()} | {len(train_x)} training, "
+              f"{len(held_x)} held-out images ({ds.missing} listed but missing{skipped}) | run folder {out}{ranks}")
     data = RunData(
         train_images=train_x.to(device).contiguous(memory_format=torch.channels_last),
         train_labels=train_y.to(device).float(),
         heldout_images=held_x.to(device),
         heldout_labels=held_y.float(),
         attribute_names=ds.attribute_names,
-        source=str(Path(args.data).resolve()),
+        source=" + ".join(str(Path(d).resolve()) for d in args.data),
         missing=ds.missing,
         dist=dist,
     )
     return device, data, out
+
+
+def run_precision(args: argparse.Namespace, device: torch.device) -> Precision:
+    """The run's `Precision` from --precision (a namespace without one, as in older callers: auto)."""
+    return resolve_precision(getattr(args, "precision", "auto"), device)
 
 
 def batch_line(dist: Dist, batch: int) -> str:
@@ -438,6 +449,7 @@ def train_summary(args: argparse.Namespace, data: RunData, device: torch.device,
         "steps": steps, "batch_size": batch_size, "world_size": world, "effective_batch_size": batch_size * world,
         "epochs": round(images_seen * world / len(data.train_images), 2),
         "time_s": round(time_s, 1), "hardware": describe(device) + (f" × {world} ranks" if world > 1 else ""),
+        "precision": run_precision(args, device).describe(),
         "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))},
         "history": history, **metrics,
     }

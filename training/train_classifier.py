@@ -23,7 +23,7 @@ from core.device import autocast
 from core.metrics import attribute_accuracy
 from core.models import MODEL_KINDS
 from training.common import (BatchSampler, MetricLog, base_parser, batch_line, param_hash, random_shift, resume_run,
-                             setup, total_steps, train_summary)
+                             run_precision, setup, total_steps, train_summary)
 
 
 def parse_args(argv: list[str] | None, description: str = __doc__.split("\n")[0], out: str = "runs/classifier",
@@ -66,6 +66,7 @@ def train(args: argparse.Namespace, kind: str = "classifier",
     """Train a 40-attribute model of `kind` ("classifier", or "evaluator" via train_evaluator)."""
     device, data, out = setup(args)
     dist = data.dist
+    precision = run_precision(args, device)
     steps = total_steps(args, len(data.train_images), default_epochs=args.default_epochs, world=dist.world)
     steps_per_epoch = max(1, len(data.train_images) // (args.batch_size * dist.world))
     eval_every = args.sample_every if args.sample_every else steps_per_epoch
@@ -94,8 +95,9 @@ def train(args: argparse.Namespace, kind: str = "classifier",
             group["lr"] = learning_rate(args, step, steps)
         x, y = sampler.next()
         x = augment(x)
-        with autocast(device):
-            loss = F.binary_cross_entropy_with_logits(step_fn(x).float(), y)
+        with autocast(device, precision=precision):
+            logits = step_fn(x)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -28,8 +28,8 @@ from core.latent import on_sphere, sample_codes
 from core.losses import image_distance
 from core.metrics import psnr
 from core.models import Encoder, EncoderConfig, edit_space
-from training.common import (BatchSampler, MetricLog, base_parser, batch_line, param_hash, resume_run, save_grid,
-                             setup, total_steps, train_summary)
+from training.common import (BatchSampler, MetricLog, base_parser, batch_line, param_hash, resume_run, run_precision,
+                             save_grid, setup, total_steps, train_summary)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,6 +71,7 @@ def train(args: argparse.Namespace) -> dict:
     args.image_size = int(load_checkpoint(args.generator, "generator").config.get("image_size", 64))
     device, data, out = setup(args)
     dist = data.dist
+    precision = run_precision(args, device)
     steps = total_steps(args, len(data.train_images), default_epochs=40, world=dist.world)
     # the space the engine edits in: a style G's w (core.models.edit_space), so the encoder predicts w
     gen = edit_space(load_checkpoint(args.generator, "generator", device).model)
@@ -116,11 +117,11 @@ def train(args: argparse.Namespace) -> dict:
         with torch.no_grad():
             x_gen = gen(z).contiguous(memory_format=torch.channels_last)
         x_real, _ = sampler.next()
-        with autocast(device):
+        with autocast(device, precision=precision):
             z_hat = enc_fn(torch.cat([x_gen, x_real])).float()
             recon = gen(z_hat)
-            # in the autocast region too: recon is bf16 on CUDA, and the classifier's weights are fp32
-            img = image_distance(classifier, recon, torch.cat([x_gen, x_real]), args.w_pixel, args.w_feature)
+            # in the autocast region too: recon is bf16 there, and the classifier's weights are fp32
+            img = image_distance(classifier, recon, torch.cat([x_gen, x_real]), args.w_pixel, args.w_feature).float()
         z_gen, z_real = z_hat[:half], z_hat[half:]
         latent = (z_gen - z).square().mean()
         prior = (z_real.square().mean(1) - 1).square().mean() if sphere else z_real.new_zeros(())
