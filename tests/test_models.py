@@ -30,9 +30,29 @@ def test_generator_shapes_and_range(upsample, z_dim):
 
 
 @pytest.mark.parametrize("norm", ["batch", "spectral", "layer", "none"])
-def test_discriminator_one_logit_per_image(norm):
-    d = Discriminator(DiscriminatorConfig(width=8, norm=norm))
+@pytest.mark.parametrize("downsample", ["strided", "pool"])
+def test_discriminator_one_logit_per_image(norm, downsample):
+    d = Discriminator(DiscriminatorConfig(width=8, norm=norm, downsample=downsample))
     assert d(torch.randn(5, 3, 64, 64)).shape == (5,)
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_cpu_shaped_layers_keep_shapes_and_every_pixel(size):
+    """The sub-pixel last layer draws every output pixel from its own channel, and the pooling D's
+    space-to-depth first layer sees every input pixel: a change in any one pixel moves D's logit."""
+    g = Generator(GeneratorConfig(width=8, to_rgb="subpixel", image_size=size)).eval()
+    img = g(torch.randn(2, 128))
+    assert img.shape == (2, 3, size, size) and img.min() >= -1 and img.max() <= 1
+    d = Discriminator(DiscriminatorConfig(width=8, norm="none", downsample="pool", image_size=size))
+    x = torch.randn(1, 3, size, size, requires_grad=True)
+    d(x).sum().backward()
+    assert (x.grad.abs().sum(1) > 0).all()
+    # a config written before these options existed still builds the original layers
+    assert config_from_dict(GeneratorConfig, {"z_dim": 128, "width": 32, "upsample": "nearest", "image_size": 64}
+                            ).to_rgb == "resize"
+    assert config_from_dict(DiscriminatorConfig, {"width": 32, "norm": "batch", "image_size": 64}).downsample == "strided"
+    with pytest.raises(ValueError, match="downsample"):
+        DiscriminatorConfig(downsample="maxpool").validate()
 
 
 def test_classifier_logits_features_and_maps():

@@ -36,7 +36,8 @@ from core.metrics import fd_cls
 from core.models import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, StyleGenerator,
                          StyleGeneratorConfig)
 from training.common import (BatchSampler, Dist, MetricLog, balance_weights, base_parser, batch_line, param_hash,
-                             parse_balance, resume_failed, resume_state, save_grid, setup, total_steps, train_summary)
+                             parse_balance, resume_failed, resume_state, run_precision, save_grid, setup, total_steps,
+                             train_summary)
 from training.diffaug import diff_augment, parse_policy
 
 PRESETS = {
@@ -70,6 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "evaluator, not FD_cls: G was trained against this classifier")
     p.add_argument("--d-width", type=int, default=64)
     p.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
+    p.add_argument("--to-rgb", choices=("resize", "subpixel"), default="resize",
+                   help="dcgan: G's last doubling as the others (resize-conv), or sub-pixel (faster on CPUs)")
+    p.add_argument("--d-downsample", choices=("strided", "pool"), default="strided",
+                   help="D's downsampling: 4×4 stride-2 convs, or 3×3 convs with 2× average pooling (faster in bf16 on CPUs)")
     p.add_argument("--d-norm", choices=("batch", "spectral", "layer", "none"), default=None,
                    help="default: batch (bce/hinge), layer (wgan-gp)")
     p.add_argument("--lr-g", type=float, default=None, help="default 2e-4 (dcgan), 2e-3 (style: its weights are "
@@ -92,6 +97,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--balance-rate", type=float, default=0.15, help="share of real draws an ATTR without :RATE is raised to")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop (sampling, measuring and saving first) after this many minutes of this invocation")
+    p.add_argument("--snapshot-minutes", type=float, default=None,
+                   help="every this many minutes of training time, keep the generator as snapshots/minuteNNNN.pt, "
+                        "for quality-per-CPU-hour curves (training.eval_curves)")
     p.set_defaults(batch_size=64, sample_every=1000)
     args = p.parse_args(argv)
     if args.preset:
@@ -222,7 +230,7 @@ def build_generator(args: argparse.Namespace, num_attributes: int = 0) -> Genera
             max_channels=max(args.max_channels, args.g_width), convs_per_block=args.convs_per_block,
             noise=args.noise, image_size=args.image_size, num_attributes=num_attributes))
     return Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
-                                     image_size=args.image_size))
+                                     image_size=args.image_size, to_rgb=args.to_rgb))
 
 
 class GanTrainer:
@@ -237,6 +245,7 @@ class GanTrainer:
         """`labels` (N, A) 0/1 on `device`: the training faces' attributes (needed with --conditional).
         `cond_classifier`: frozen, reads those A attributes in the same order (needed with --cond-cls)."""
         self.args, self.device, self.dist = args, device, dist or Dist(device=device)
+        self.precision = run_precision(args, device)
         self.policy = parse_policy(args.diffaug)
         conditional = bool(getattr(args, "conditional", False))
         if conditional and labels is None:
@@ -253,7 +262,7 @@ class GanTrainer:
             pick = order[torch.arange(len(self.gen.labels)) % len(order)]  # distinct faces; repeats if too few
             self.gen.labels.copy_(self.labels[pick.to(self.labels.device)].cpu())
         self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size,
-                                                      num_attributes=num_attributes))
+                                                      num_attributes=num_attributes, downsample=args.d_downsample))
         self.g_kwargs = {"mixing": args.mixing} if args.arch == "style" else {}
         if args.init == "dcgan":
             if args.arch == "dcgan":  # the style G keeps its N(0, 1) weights (scaled at run time)
@@ -293,7 +302,7 @@ class GanTrainer:
             real, c_real = sampler.next()
             z = torch.randn(batch, args.z_dim, device=device)
             real_kw, fake_kw = self._conditions(c_real, batch)
-            with autocast(device):
+            with autocast(device, precision=self.precision):
                 with torch.no_grad():
                     fake = self.g_fn(z, **self.g_kwargs, **fake_kw)
                 real_in, fake_in = diff_augment(real, policy), diff_augment(fake, policy)
@@ -312,7 +321,7 @@ class GanTrainer:
         _, fake_kw = self._conditions(None, batch)
         # D is frozen here: under DDP its forward must not wait for gradients that never come
         frozen_d = self.d_ddp.no_sync() if self.dist.enabled else contextlib.nullcontext()
-        with autocast(device), frozen_d:
+        with autocast(device, precision=self.precision), frozen_d:
             fake = self.g_fn(z, **self.g_kwargs, **fake_kw)
             g_loss = g_adversarial(args.loss, self.d_fn(diff_augment(fake, policy), **fake_kw).float())
             if self.cond_classifier is not None:  # the faces should show the attributes they were asked for
@@ -436,6 +445,19 @@ def train(args: argparse.Namespace) -> dict:
         save_checkpoint(d_path, "discriminator", disc, train={"steps": step, "loss": args.loss},
                         extra={"resume": {"step": step, "opt_d": trainer.opt_d.state_dict()}})
 
+    def keep_snapshot(step: int, minute: int) -> None:
+        model = trainer.shipped
+        if gen_ema is not None:
+            recalibrate_batchnorm(gen_ema, device)
+        model.eval()
+        summary = train_summary(args, data, device, steps=step, batch_size=batch,
+                                images_seen=step * batch * args.n_critic, time_s=60.0 * minute, history=[])
+        save_checkpoint(out / "snapshots" / f"minute{minute:04d}.pt", "generator", model,
+                        attributes=data.attribute_names, train=summary, half=True)
+        gen.train()
+
+    snap_s = 60 * args.snapshot_minutes if args.snapshot_minutes else None
+    next_snap = (math.floor(elapsed_before / snap_s) + 1) * snap_s if snap_s else math.inf
     gen.train()
     disc.train()
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="gan", unit="step",
@@ -447,6 +469,9 @@ def train(args: argparse.Namespace) -> dict:
         n_sum += 1
         done = step + 1
         out_of_time = budget_s is not None and dist.agree(time.time() - t0) >= budget_s  # rank 0's clock
+        if dist.main and elapsed_before + time.time() - t0 >= next_snap:
+            keep_snapshot(done, round(next_snap / 60))
+            next_snap += snap_s
         if done % args.log_every == 0 or done == steps or out_of_time:
             d_l, g_l, d_r, d_f = (dist.mean_(sums) / n_sum).tolist()  # the only host sync: once per log interval
             if not all(math.isfinite(v) for v in (d_l, g_l)):
