@@ -33,6 +33,8 @@ MAX_SIDE = 2048  # images larger than this are downscaled on load (a face crop n
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_DIR = "img_align_celeba"
+CROPS_DIR = "img"  # a folder of unaligned face crops (with the same list files): aligned by landmarks on decode
+ALIGN_VERSION = 1  # bump when the landmark alignment of unaligned crops changes (invalidates their cache)
 
 # Pillow's own bomb check (a warning past MAX_IMAGE_PIXELS, an error past twice that) runs as a file
 # is opened, before we know a JPEG can be drafted; `open_image` applies the limits above instead.
@@ -58,6 +60,11 @@ class CelebAIndex:
     partition: np.ndarray  # (N,) int8: 0 train, 1 val, 2 test (all 0 when no partition file)
     missing: int = 0  # rows whose image file is absent
     missing_examples: list[str] = field(default_factory=list)
+    aligned: bool = True  # False: `CROPS_DIR` crops, aligned by landmarks onto CelebA's framing when decoded
+
+    @property
+    def image_dir(self) -> Path:
+        return self.root / (IMAGE_DIR if self.aligned else CROPS_DIR)
 
     def __len__(self) -> int:
         return len(self.filenames)
@@ -135,11 +142,14 @@ def read_partition(path: Path) -> dict[str, int]:
 
 
 def read_celeba(root: str | os.PathLike) -> CelebAIndex:
-    """Index a CelebA folder in the official layout (full dataset or any subset, any resolution)."""
+    """Index a CelebA folder in the official layout (full dataset or any subset, any resolution),
+    or a folder of unaligned face crops in `CROPS_DIR/` with the same list files."""
     root = Path(root)
-    image_dir = root / IMAGE_DIR
+    aligned = (root / IMAGE_DIR).is_dir() or not (root / CROPS_DIR).is_dir()
+    image_dir = root / (IMAGE_DIR if aligned else CROPS_DIR)
     if not image_dir.is_dir():
-        raise CelebAError(f"{root}: no '{IMAGE_DIR}/' folder; expected the official CelebA layout")
+        raise CelebAError(f"{root}: no '{IMAGE_DIR}/' folder (nor '{CROPS_DIR}/' of unaligned crops); "
+                          "expected the official CelebA layout")
     names, rows = read_attributes(root / ATTR_FILE)
     partition_path = root / PARTITION_FILE
     partition = read_partition(partition_path) if partition_path.exists() else {}
@@ -162,6 +172,7 @@ def read_celeba(root: str | os.PathLike) -> CelebAIndex:
         partition=np.asarray(parts, dtype=np.int8),
         missing=len(missing),
         missing_examples=missing[:5],
+        aligned=aligned,
     )
 
 
@@ -349,6 +360,8 @@ class CelebATensors:
     holdout: torch.Tensor  # (N,) bool
     missing: int
     cache_path: Path | None = None
+    unaligned: int = 0  # unaligned crops skipped because no face or landmarks were found
+    padded: torch.Tensor | None = None  # (N,) uint8: % of each aligned crop that lies outside its photo
 
     def split(self, held_out: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, attributes) of the training part (False) or of the held-out part (True)."""
@@ -365,7 +378,9 @@ def _cache_key(index: CelebAIndex, size: int) -> str:
     """Changes whenever the listed images, their files or the preprocessing change."""
     h = hashlib.sha1()
     h.update(f"v{PREPROCESS_VERSION}|{size}|{index.root.resolve()}|".encode())
-    image_dir = index.root / IMAGE_DIR
+    if not index.aligned:
+        h.update(f"align{ALIGN_VERSION}|".encode())
+    image_dir = index.image_dir
     for fname in index.filenames:
         st = (image_dir / fname).stat()
         h.update(f"{fname}:{st.st_size}:{st.st_mtime_ns};".encode())
@@ -380,16 +395,36 @@ def _decode_one(path: Path, size: int) -> torch.Tensor:
         raise CelebAError(str(exc)) from None
 
 
-def _write_cache(images: torch.Tensor, cache_path: Path) -> None:
-    """Cache the decoded images through the atomic writer; a failed write (full disk, quota)
-    leaves no partial file behind and only costs the next run a fresh decode, so it is a warning
-    that names the folder and the space needed, not an error."""
+def _align_one(path: Path, size: int) -> tuple[torch.Tensor, int] | None:
+    """An unaligned crop warped onto CelebA's framing by its landmarks: (3×size×size uint8, % padded);
+    None when no face or landmarks are found."""
+    from core import align  # dlib and OpenCV: only needed for unaligned folders
+
+    try:
+        img = open_image(path)
+    except ImageLoadError as exc:
+        raise CelebAError(str(exc)) from None
+    found = align.detect_landmarks(img, upscale=align.CROPS_UPSCALE)
+    if found is None:
+        found = align.detect_landmarks(img)
+    if found is None:
+        return None
+    transform = align.similarity(found.points, align.TEMPLATE_64)
+    face, inside = align.warp(img, transform, size=size, with_inside=True)
+    padded = round(100 * (1 - inside.mean()))
+    return torch.from_numpy(np.array(face)).permute(2, 0, 1).contiguous(), padded
+
+
+def _write_cache(blob: dict[str, torch.Tensor], cache_path: Path) -> None:
+    """Cache the decoded images (and, for aligned crops, which were kept) through the atomic
+    writer; a failed write (full disk, quota) leaves no partial file behind and only costs the next
+    run a fresh decode, so it is a warning that names the folder and the space needed, not an error."""
     from core.export import save_tensor_atomic  # core.export imports this module
 
     try:
-        save_tensor_atomic({"images": images}, cache_path)
+        save_tensor_atomic(blob, cache_path)
     except OSError as exc:
-        need = images.numel() * images.element_size()
+        need = sum(t.numel() * t.element_size() for t in blob.values())
         warnings.warn(f"could not cache the decoded dataset in {cache_path.parent} ({exc}); it needs "
                       f"{need / 2**20:,.0f} MB free there (or set --cache-dir / $LATENT_STEER_CACHE); "
                       "continuing without the cache", RuntimeWarning, stacklevel=3)
@@ -411,31 +446,74 @@ def load_celeba(
     index = read_celeba(root)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_path = cache_dir / f"celeba-{size}px-{_cache_key(index, size)}.pt"
-    images = None
+    holdout = torch.from_numpy(index.holdout_mask(holdout_count))  # by ID over the listed images, found or not
+    attributes, filenames = torch.from_numpy(index.attributes), list(index.filenames)
+    blob = None
     if cache_path.exists():
         try:
             blob = torch.load(cache_path, weights_only=True)
-            if blob["images"].shape == (len(index), 3, size, size):
-                images = blob["images"]
+            keep = blob.get("keep")
+            n = len(index) if keep is None else int(keep.sum())
+            if blob["images"].shape != (n, 3, size, size) or (keep is not None and keep.shape != (len(index),)):
+                blob = None
         except Exception:  # a damaged cache is rebuilt, never trusted
-            images = None
-    if images is None:
-        image_dir = index.root / IMAGE_DIR
-        paths = [image_dir / f for f in index.filenames]
+            blob = None
+    if blob is None:
+        paths = [index.image_dir / f for f in index.filenames]
+        decode = (lambda p: _decode_one(p, size)) if index.aligned else (lambda p: _align_one(p, size))
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-            iterator = pool.map(lambda p: _decode_one(p, size), paths)
+            iterator = pool.map(decode, paths)
             if progress:
                 from tqdm import tqdm
 
-                iterator = tqdm(iterator, total=len(paths), desc="decoding CelebA", unit="img")
-            images = torch.stack(list(iterator))
-        _write_cache(images, cache_path)
+                iterator = tqdm(iterator, total=len(paths), desc=f"decoding {index.root.name}", unit="img")
+            decoded = list(iterator)
+        if index.aligned:
+            blob = {"images": torch.stack(decoded)}
+        else:
+            keep = torch.tensor([d is not None for d in decoded])
+            found = [d for d in decoded if d is not None]
+            if not found:
+                raise CelebAError(f"{index.image_dir}: no face found in any of the {len(paths)} crops")
+            blob = {"images": torch.stack([d[0] for d in found]), "keep": keep,
+                    "padded": torch.tensor([d[1] for d in found], dtype=torch.uint8)}
+        _write_cache(blob, cache_path)
+    keep = blob.get("keep")
+    if keep is not None:
+        attributes, holdout = attributes[keep], holdout[keep]
+        filenames = [f for f, k in zip(filenames, keep.tolist()) if k]
     return CelebATensors(
-        images=images,
-        attributes=torch.from_numpy(index.attributes),
+        images=blob["images"],
+        attributes=attributes,
         attribute_names=index.attribute_names,
-        filenames=index.filenames,
-        holdout=torch.from_numpy(index.holdout_mask(holdout_count)),
+        filenames=filenames,
+        holdout=holdout,
         missing=index.missing,
         cache_path=cache_path,
+        unaligned=0 if keep is None else int((~keep).sum()),
+        padded=blob.get("padded"),
+    )
+
+
+def load_datasets(roots: list[str | os.PathLike] | str | os.PathLike, **kwargs) -> CelebATensors:
+    """`load_celeba` over one or several folders (aligned CelebA and unaligned crops alike), joined in
+    the order given; each keeps its own held-out rule. The attribute names must agree."""
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    parts = [load_celeba(r, **kwargs) for r in roots]
+    if len(parts) == 1:
+        return parts[0]
+    names = parts[0].attribute_names
+    for r, part in zip(roots[1:], parts[1:]):
+        if part.attribute_names != names:
+            raise CelebAError(f"{r}: its attribute names differ from {roots[0]}'s")
+    padded = [p.padded if p.padded is not None else torch.zeros(len(p.images), dtype=torch.uint8) for p in parts]
+    return CelebATensors(
+        images=torch.cat([p.images for p in parts]),
+        attributes=torch.cat([p.attributes for p in parts]),
+        attribute_names=names,
+        filenames=[f for p in parts for f in p.filenames],
+        holdout=torch.cat([p.holdout for p in parts]),
+        missing=sum(p.missing for p in parts),
+        unaligned=sum(p.unaligned for p in parts),
+        padded=torch.cat(padded),
     )
