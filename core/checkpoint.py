@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.messages import one_line
 from core.data import IMAGE_SIZE, NORMALISATION
-from core.export import save_tensor_atomic
+from core.atomic import save_tensor_atomic
 from core.model_hash import state_hash  # noqa: F401 (part of this module's interface)
 from core.models import MODEL_KINDS, config_from_dict, model_classes
 
@@ -95,7 +96,7 @@ def _check_archive(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint ({one_line(exc)})") from None
     packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
     if packed:
         raise CheckpointError(f"{path}: refused, it holds compressed entries ({packed[0]}), which torch.save "
@@ -121,9 +122,9 @@ def _read_blob(path: Path) -> dict:
             raise CheckpointError(
                 f"{path}: refused, the file contains code or objects that are not plain weights"
             ) from None
-        raise CheckpointError(f"{path}: damaged or not a checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: damaged or not a checkpoint ({one_line(exc)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: damaged, truncated or not a checkpoint ({one_line(exc)})") from None
     if not isinstance(blob, dict) or "kind" not in blob or "state_dict" not in blob:
         raise CheckpointError(f"{path}: not a Latent Steer checkpoint (no kind / state_dict)")
     version = blob.get("format_version")
@@ -132,9 +133,6 @@ def _read_blob(path: Path) -> dict:
     return blob
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text else type(exc).__name__
 
 
 def load_checkpoint(

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.atomic import save_tensor_atomic
+
 IMAGE_SIZE = 64
 NORMALISATION = "x/127.5-1"  # uint8 [0, 255] -> float [-1, 1]; stored in every checkpoint
 PREPROCESS_VERSION = 1  # bump when `preprocess` changes: invalidates the decoded-image cache
@@ -419,8 +421,6 @@ def _write_cache(blob: dict[str, torch.Tensor], cache_path: Path) -> None:
     """Cache the decoded images (and, for aligned crops, which were kept) through the atomic
     writer; a failed write (full disk, quota) leaves no partial file behind and only costs the next
     run a fresh decode, so it is a warning that names the folder and the space needed, not an error."""
-    from core.export import save_tensor_atomic  # core.export imports this module
-
     try:
         save_tensor_atomic(blob, cache_path)
     except OSError as exc:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from core.atomic import atomic_write
 from core.data import to_uint8
 
 Frames = torch.Tensor | Sequence[Image.Image]
@@ -26,6 +25,7 @@ Frames = torch.Tensor | Sequence[Image.Image]
 MIN_GIF_SIZE, MAX_GIF_SIZE = 64, 1024
 MIN_FPS, MAX_FPS = 1, 60
 MAX_LOOP = 65535  # the GIF loop count is a 16-bit field
+MAX_OUTPUT_PIXELS = 2**27  # pixels one GIF (all frames) or one PNG grid may hold: ~400 MB while it is built
 MAX_PNG_SIZE = 8192
 # Browsers play GIF delays of 0 or 1 centisecond as 10 cs, so frames are never shorter than 2 cs.
 MIN_DELAY_CS = 2
@@ -86,6 +86,20 @@ class GifOptions:
                 raise ValueError("captions must be a list of strings, one per frame")
             if n_frames is not None and len(self.captions) != n_frames:
                 raise ValueError(f"got {len(self.captions)} captions for {n_frames} frames; give one per frame")
+        if n_frames is not None and self.size is not None:
+            check_output_pixels(self.written_frames(n_frames), self.size, "GIF")
+
+    def written_frames(self, n_frames: int) -> int:
+        """Frames the file holds: pingpong plays the inner frames again, backwards."""
+        return n_frames + max(0, n_frames - 2) if self.pingpong else n_frames
+
+
+def check_output_pixels(count: int, size: int, what: str) -> None:
+    """ValueError before any work when `count` images of `size`² pixels would not fit in memory."""
+    if count * size * size > MAX_OUTPUT_PIXELS:
+        fits = max(1, MAX_OUTPUT_PIXELS // (size * size))
+        raise ValueError(f"{count:,} frames of {size}×{size} px are too much for one {what} (at most {fits:,} at "
+                         f"that size); use fewer frames or a smaller size")
 
 
 def _is_int(value: object) -> bool:
@@ -283,99 +297,6 @@ def _quantise(frames: list[Image.Image]) -> list[Image.Image]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic writing
-
-
-_TMP_PREFIX_CHARS = 32  # of the target's name, in its temp name: 255-byte names still get a temp file
-
-
-def _temp_name(path: Path) -> Path:
-    """A short, unique, hidden name beside `path`; never longer than the file system allows.
-
-    The pid and a random token make two writers to one file never collide; only the first few
-    characters of the target's name are kept, so a 255-byte target name still has a temp name.
-    """
-    stem = path.name[:_TMP_PREFIX_CHARS]
-    return path.with_name(f".{stem}.{os.getpid()}{secrets.token_hex(3)}.tmp")
-
-
-def _write_failure(path: Path, exc: BaseException) -> OSError:
-    """One sentence naming the target (never the hidden temp file) and the reason."""
-    if isinstance(exc, OSError):
-        err = OSError(f"cannot write {path}: {exc.strerror or str(exc) or type(exc).__name__}")
-        err.errno = exc.errno
-        return err
-    return OSError(f"cannot write {path}: {exc}")
-
-
-def _check_target(path: Path) -> None:
-    if not str(path) or path.name in ("", ".", ".."):
-        raise ValueError(f"output name {str(path)!r} is not a file name")
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call `write` on a new temporary file beside `path`, then move it over `path`.
-
-    The temporary name is short and unique (see `_temp_name`); it is removed on any error,
-    leaving an existing file at `path` untouched. A failure is an `OSError` naming `path`.
-    """
-    if isinstance(path, str) and not path:
-        raise ValueError("output name '' is not a file name")
-    path = Path(path)
-    _check_target(path)
-    tmp = _temp_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _write_failure(path, exc) from None
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # e.g. the "folder" is a file: there is no temp file to remove
-            pass
-    return path
-
-
-class _RecordingWriter:
-    """A file's `write`/`flush` that remembers the first OSError: torch's zip writer replaces
-    it with an unhelpful RuntimeError ("unexpected pos", "iostream error")."""
-
-    def __init__(self, fh: IO[bytes]):
-        self.fh, self.error = fh, None
-
-    def write(self, data: bytes) -> int:
-        try:
-            return self.fh.write(data)
-        except OSError as exc:
-            self.error = self.error or exc
-            raise
-
-    def flush(self) -> None:
-        self.fh.flush()
-
-
-def save_tensor_atomic(obj: object, path: str | os.PathLike) -> Path:
-    """`torch.save(obj)` through the atomic writer: a failed write keeps the previous file."""
-    def write(fh: IO[bytes]) -> None:
-        sink = _RecordingWriter(fh)
-        try:
-            torch.save(obj, sink)
-        except RuntimeError:
-            if sink.error is not None:
-                raise sink.error from None
-            raise
-
-    return _atomic_write(path, write)
-
-
-# ---------------------------------------------------------------------------------------------
 # Public writers
 
 
@@ -407,7 +328,7 @@ def save_gif(frames: Frames, path: str | os.PathLike, options: GifOptions | None
     }
     if options.loop != 1:
         params["loop"] = 0 if options.loop == 0 else options.loop - 1
-    return _atomic_write(path, lambda fh: paletted[0].save(fh, format="GIF", **params))
+    return atomic_write(path, lambda fh: paletted[0].save(fh, format="GIF", **params))
 
 
 def save_png(
@@ -426,7 +347,7 @@ def save_png(
         scale = size / max(img.size)
         new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         img = img.resize(new, _resample(smooth))
-    return _atomic_write(path, lambda fh: img.save(fh, format="PNG"))
+    return atomic_write(path, lambda fh: img.save(fh, format="PNG"))
 
 
 def save_png_grid(
@@ -448,6 +369,8 @@ def save_png_grid(
     if not _is_int(padding) or not 0 <= padding <= 256:
         raise ValueError(f"padding must be an integer from 0 to 256 px, got {padding!r}")
     _check_size(size)
+    if size is not None:
+        check_output_pixels(len(images), size + padding, "PNG grid")
     tiles = to_pil_images(images)
     if size is not None:
         tiles = [_fit_square(t, size, smooth) for t in tiles]
@@ -459,4 +382,4 @@ def save_png_grid(
     for i, tile in enumerate(tiles):
         r, c = divmod(i, nrow)
         grid.paste(tile, (padding + c * (tw + padding), padding + r * (th + padding)))
-    return _atomic_write(path, lambda fh: grid.save(fh, format="PNG"))
+    return atomic_write(path, lambda fh: grid.save(fh, format="PNG"))

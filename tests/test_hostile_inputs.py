@@ -22,7 +22,8 @@ from PIL import Image
 
 import main
 from core.data import ImageLoadError, open_image, preprocess
-from core.export import save_png, save_png_grid, save_tensor_atomic
+from core.atomic import save_tensor_atomic
+from core.export import save_png, save_png_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,7 @@ def test_tensor_write_past_file_size_limit_keeps_old_file(tmp_path):
     target = tmp_path / "z.pt"
     target.write_bytes(b"old")
     result = python(
-        "import torch; from core.export import save_tensor_atomic\n"
+        "import torch; from core.atomic import save_tensor_atomic\n"
         f"save_tensor_atomic({{'z': torch.zeros(10000)}}, {str(target)!r})", fsize=4096)
     assert result.returncode != 0
     assert "cannot write" in result.stderr and str(target) in result.stderr and "iostream" not in result.stderr
