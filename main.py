@@ -20,6 +20,8 @@ import math
 import sys
 from pathlib import Path
 
+from core.messages import one_line  # light: no torch before a command needs it
+
 ROOT = Path(__file__).resolve().parent
 TRAINING = {
     "train-gan": "training.train_gan",
@@ -31,7 +33,6 @@ TRAINING = {
     "eval-photo-edits": "training.eval_photo_edits",
     "bench": "training.bench_app",
 }
-
 
 MAX_SEED = 2**64 - 1  # torch seeds are 64-bit
 MAX_FACES = 1024  # generate --n: a 32×32 grid; more is a job for a loop over seeds
@@ -167,16 +168,16 @@ def _progress(label: str):
 
 def _save_tensor(obj: object, path: str) -> None:
     """`torch.save` through the one atomic writer: a failed write keeps the previous file."""
-    from core.export import save_tensor_atomic
+    from core.atomic import save_tensor_atomic
 
     save_tensor_atomic(obj, path)
 
 
-def _check_out(out: str, *suffixes: str) -> None:
-    """--out must name a file of a kind this command writes (x.txt used to get PNG bytes)."""
+def _check_out(out: str, *suffixes: str, option: str = "--out") -> None:
+    """An output option must name a file of a kind this command writes (x.txt used to get PNG bytes)."""
     if not out or not out.lower().endswith(suffixes):
         kinds = " or ".join(suffixes)
-        raise ValueError(f"--out {out!r}: this command writes {kinds.upper().replace('.', '')}; "
+        raise ValueError(f"{option} {out!r}: this command writes {kinds.upper().replace('.', '')}; "
                          f"give a file name ending in {kinds}")
 
 
@@ -187,6 +188,15 @@ def _check_alpha(what: str, alpha: float, z_dim: int) -> None:
     if not math.isfinite(alpha) or abs(alpha) > limit:
         raise ValueError(f"{what}={alpha:g}: the strength must be within ±{limit:.1f} for this generator "
                          f"(twice the typical length of z; beyond it the edit is all that is left of the face)")
+
+
+def _canonical(engine, names: list[str], option: str) -> list[str]:
+    """Attribute names as the models spell them (`smiling` -> `Smiling`): a session records only
+    canonical names, so it opens again; an unknown name is an error before any work."""
+    try:
+        return [engine.attributes[engine.attribute_index(n)] for n in names]
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
 
 
 def _gif_request(args: argparse.Namespace, source: str, **fields):
@@ -205,11 +215,12 @@ def _caption(engine, frame, names: list[str]) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from core.export import save_png_grid
+    from core.export import check_output_pixels, save_png_grid
 
     from core.session import SessionFile, face_z
 
     _check_out(args.out, ".png")
+    check_output_pixels(args.n or 16, args.size, "PNG grid")
     engine = _engine(args)
     session = SessionFile(args.session, engine)
     origin = session.origin(args.seed)
@@ -234,13 +245,19 @@ def cmd_steer(args: argparse.Namespace) -> int:
     from core.policy import CLI_STEER
     from core.worker import run_inline
 
-    targets = {**{a: 1.0 for a in args.more}, **{a: -1.0 for a in args.less}}
-    if not targets:
+    if not args.more and not args.less:
         raise ValueError("say what to change: --more ATTR and/or --less ATTR")
-    both = sorted(set(args.more) & set(args.less))
+    _check_out(args.out, ".gif", ".png")
+    if args.out.lower().endswith(".gif"):
+        _gif_request(args, "steer").options.validate(n_frames=args.steps + 1)  # frames × size², before any work
+    engine = _engine(args)
+    more, less = _canonical(engine, args.more, "--more"), _canonical(engine, args.less, "--less")
+    both = sorted(set(more) & set(less))
     if both:
         raise ValueError(f"--more and --less both name {', '.join(both)}: say which way to steer it")
-    _check_out(args.out, ".gif", ".png")
+    targets = {**{a: 1.0 for a in more}, **{a: -1.0 for a in less}}
+    if args.lock is not None:
+        args.lock = _canonical(engine, args.lock, "--lock")
     config = CLI_STEER.override(steps=args.steps, step_size=args.step_size, preserve_weight=args.lam,
                                 until=args.until)
     if args.until == 0:
@@ -248,7 +265,6 @@ def cmd_steer(args: argparse.Namespace) -> int:
     from core.history import EditState
     from core.session import SessionFile, face_z
 
-    engine = _engine(args)
     session = SessionFile(args.session, engine)
     origin = session.origin(args.seed)
     photo = getattr(origin.generator, "photo", None) if args.in_photo else None
@@ -269,7 +285,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
         request = _gif_request(args, "steer", steer_frames=outcome.frames, steer_targets=names, photo=photo)
         path = run_inline(export_gif, engine, request)
     print(f"wrote {path}")
-    label = " ".join([f"more {a}" for a in args.more] + [f"less {a}" for a in args.less])
+    label = " ".join([f"more {a}" for a in more] + [f"less {a}" for a in less])
     if session.record(origin, EditState(base=last.z, locked=origin.locked, label=label, z=last.z,
                                         generator=origin.generator)):
         print(f"recorded the steered face in {args.session}")
@@ -292,6 +308,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
     _check_out(args.out, ".png")
     engine = _engine(args)
+    alphas = dict(zip(_canonical(engine, list(alphas), "--set"), alphas.values()))
+    args.lock = _canonical(engine, args.lock, "--lock")
     for name, alpha in alphas.items():
         _check_alpha(f"--set {name}", alpha, engine.z_dim)
     session = SessionFile(args.session, engine)
@@ -319,11 +337,20 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from core.inversion import InvertConfig, crop_face
     from core.worker import run_inline
 
+    from core.session import SessionFile
+
     config = InvertConfig(steps=args.steps)
     if args.tune_steps is not None:
         config.tune.steps = args.tune_steps
-    engine = _engine(args)
+    _check_out(args.out, ".png")  # every input and output checked before the first second of work
+    for option, value in (("--crop-out", args.crop_out), ("--paste-out", args.paste_out)):
+        if value:
+            _check_out(value, ".png", option=option)
+    if args.save_z:
+        _check_out(args.save_z, ".pt", option="--save-z")
     photo = open_image(args.photo)
+    engine = _engine(args)
+    session = SessionFile(args.session, engine) if args.session else None
     crop = crop_face(photo)
     outcome = run_inline(engine.invert_job, crop, config, on_progress=_progress("inverting"))
     res = outcome.result
@@ -339,13 +366,12 @@ def cmd_invert(args: argparse.Namespace) -> int:
         print(f"wrote the result pasted into the photo to {save_png(pasted, args.paste_out)}")
     if args.save_z:
         _save_tensor({"z": res.z, "generator_delta": outcome.delta.to_dict() if outcome.delta else None}, args.save_z)
-    if args.session:
+    if session is not None:
         from core.history import EditState
-        from core.session import SessionFile
 
         z = outcome.frame.z
         face = EditState(base=z, label=f"photo {Path(args.photo).name}", z=z, generator=outcome.delta)
-        print(f"recorded the photo's face in {SessionFile(args.session, engine).record(face)}")
+        print(f"recorded the photo's face in {session.record(face)}")
     return 0
 
 
@@ -375,6 +401,7 @@ def cmd_walk(args: argparse.Namespace) -> int:
     if count > MAX_FRAMES:
         raise ValueError(f"that walk has {count:,} frames; one GIF holds at most {MAX_FRAMES:,} "
                          "(fewer --frames or keyframes)")
+    request.options.validate(n_frames=count)  # frames × size² bounded before any is rendered
     path = run_inline(export_gif, engine, request, on_progress=_progress("rendering"))
     print(f"wrote {count} frames to {path}")
     return 0
@@ -441,14 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = run()
     except expected as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 1
     return code if isinstance(code, int) else 0
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 if __name__ == "__main__":

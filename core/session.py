@@ -13,7 +13,7 @@ between states (a base code, a canvas plane, a photo's generator delta, a tensor
 once and come back shared, so a restored history compares, renders and undoes exactly as before.
 Every read is validated — sizes before decompressing, the format and version, every type, range
 and tensor — and anything wrong is one `SessionError` sentence; writing goes through the atomic
-writer of `core.export`, so a failed or interrupted save leaves the previous file whole.
+writer of `core.atomic`, so a failed or interrupted save leaves the previous file whole.
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from core.messages import one_line
 from core.align import PhotoPlacement
-from core.export import _atomic_write
+from core.atomic import atomic_write
 from core.canvas import LatentPlane
 from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
 from core.tuning import GeneratorDelta
@@ -53,6 +54,8 @@ MAX_Z_DIM = 4096
 MAX_IMAGE_SIDE = 1024
 MAX_NAME = 200
 MAX_SEED = 2**64 - 1
+MAX_ELEMENTS = MAX_TENSOR_BYTES  # no tensor of a session holds more numbers than the whole file may hold bytes
+MAX_CODE_ABS = 1e3  # a face code's entries are N(0, 1)-sized (w codes a few units): larger is no face
 _IMAGE_DTYPES = (torch.uint8,)
 _DELTA_DTYPES = (torch.float16, torch.float32)
 
@@ -85,9 +88,25 @@ class Session:
         return self.history.current
 
     def check_models(self, z_dim: int, attributes: Iterable[str]) -> None:
-        """SessionError unless every code has `z_dim` numbers and every edit names a known attribute."""
-        known = set(attributes)
+        """SessionError unless every code has `z_dim` numbers and every edit names a known attribute.
+
+        Names that differ from the models' only in case (written by an older command line, which
+        recorded `--set smiling=1` as typed) are put right in place, so such a file opens again."""
+        canonical = {a.lower(): a for a in attributes}
+        known = set(canonical.values())
         for state in self.all_states():
+            fixed = {canonical.get(k.lower(), k): v for k, v in state.alphas.items()}
+            if len(fixed) == len(state.alphas):
+                state.alphas = fixed
+            state.locked = frozenset(canonical.get(k.lower(), k) for k in state.locked)
+        from core.latent import max_alpha
+
+        limit = max_alpha(z_dim)
+        for state in self.all_states():
+            strong = [k for k, v in state.alphas.items() if abs(v) > limit]
+            if strong:
+                raise SessionError(f"this session's slider for {strong[0]} is at {state.alphas[strong[0]]:g}, beyond "
+                                   f"the ±{limit:.1f} this generator supports")
             for t in (state.z, state.base if isinstance(state.base, Tensor) else None):
                 if t is not None and t.numel() != z_dim:
                     raise SessionError(f"this session's faces have {t.numel()}-number codes, the current generator "
@@ -145,7 +164,11 @@ class SessionFile:
         self.path = Path(path) if path else None
         self.engine = engine
         self.session: Session | None = None
+        self._lock: IO[bytes] | None = None
+        self._read_as: tuple | None = None  # the file's identity when it was read
         if self.path is not None and self.path.exists():
+            self._lock = _lock_exclusive(self.path)
+            self._read_as = _signature(self.path)
             self.session = load_session(self.path, check=models_info(engine))
 
     @property
@@ -162,6 +185,10 @@ class SessionFile:
         """Add `results` after `origin` (a new face when the session does not hold it yet) and save."""
         if self.path is None:
             return None
+        now = _signature(self.path) if self.path.exists() else None
+        if now != self._read_as:
+            raise SessionError(f"{self.path.name} was changed by another program while this command ran; nothing "
+                               "was recorded in it (run the command again)")
         if self.session is None:
             self.session = Session(models=models_info(self.engine))
         history = self.session.history
@@ -171,7 +198,37 @@ class SessionFile:
         for state in results:
             history.seal()
             history.push(state)
-        return save_session(self.session, self.path)
+        saved = save_session(self.session, self.path)
+        self._read_as = _signature(self.path)
+        return saved
+
+
+def _signature(path: Path) -> tuple:
+    """What changes when a file is replaced or rewritten (atomic saves make a new inode)."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _lock_exclusive(path: Path) -> IO[bytes] | None:
+    """Hold an exclusive lock on the session file for the command's lifetime (where the platform has
+    one): a second command on the same file is refused at once instead of silently losing an edit."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the signature check in `record` still refuses a lost update
+        return None
+    try:
+        fh = open(path, "rb")
+    except OSError:
+        return None  # unreadable: load_session says why
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise SessionError(f"{path.name} is being edited by another command right now; try again when it is done"
+                           ) from None
+    except OSError:
+        pass  # a file system without locks: the signature check remains
+    return fh
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +352,7 @@ def write_encoded(encoded: Encoded, path: str | os.PathLike) -> Path:
             zf.writestr("session.json", text)
             zf.writestr(zipfile.ZipInfo("tensors.pt"), buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
 
-    return _atomic_write(path, write)
+    return atomic_write(path, write)
 
 
 def save_session(session: Session, path: str | os.PathLike, **extra: Any) -> Path:
@@ -322,13 +379,10 @@ def load_session(path: str | os.PathLike, check: ModelsInfo | None = None) -> Se
     except SessionError as exc:
         raise SessionError(f"{path.name} cannot be opened: {exc}") from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
-        raise SessionError(f"{path.name} cannot be opened: it is damaged ({_first_line(exc)})") from None
+        raise SessionError(f"{path.name} cannot be opened: it is damaged ({one_line(exc)})") from None
     return session
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _open(path: Path, with_tensors: bool = False) -> tuple[dict, dict[str, Tensor]]:
@@ -351,7 +405,7 @@ def _open(path: Path, with_tensors: bool = False) -> tuple[dict, dict[str, Tenso
     except zipfile.BadZipFile:
         raise SessionError(f"{name} is not a Latent Steer session (not a zip file, or a damaged one)") from None
     except (zipfile.LargeZipFile, NotImplementedError, EOFError, RuntimeError) as exc:
-        raise SessionError(f"{name} cannot be read: it is damaged ({_first_line(exc)})") from None
+        raise SessionError(f"{name} cannot be read: it is damaged ({one_line(exc)})") from None
     except OSError as exc:
         raise SessionError(f"{name} cannot be read: {exc.strerror or exc}") from None
     return meta, tensors
@@ -391,6 +445,7 @@ def _no_constant(text: str) -> Any:
 
 
 def _parse_tensors(data: bytes, name: str) -> dict[str, Tensor]:
+    _check_tensor_archive(data, name)
     try:
         with warnings.catch_warnings():  # a foreign pickle protocol warns before it is refused or read
             warnings.simplefilter("ignore")
@@ -399,7 +454,33 @@ def _parse_tensors(data: bytes, name: str) -> dict[str, Tensor]:
         raise SessionError(f"{name} is damaged: its tensors cannot be read safely") from None
     if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
         raise SessionError(f"{name} is damaged: its tensors are not a name → tensor table")
+    for key, t in obj.items():  # before any value is looked at: a view can claim far more than its storage
+        if t.numel() > MAX_ELEMENTS or t.is_sparse or not _dense(t):
+            raise SessionError(f"{name} is damaged: its tensor {key[:40]!r} is not stored densely "
+                               f"({t.numel():,} values in {t.untyped_storage().nbytes():,} bytes)")
     return obj
+
+
+def _dense(t: Tensor) -> bool:
+    """Each value has its own bytes in the storage (no stride-0 or overlapping view claims more
+    values than were stored), and the view stays inside the storage."""
+    if t.numel() == 0:
+        return True
+    extent = t.storage_offset() + 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride()))
+    stored = t.untyped_storage().nbytes() // t.element_size()
+    return min(t.stride(), default=1) >= 0 and t.numel() <= stored and extent <= stored
+
+
+def _check_tensor_archive(data: bytes, name: str) -> None:
+    """torch.save writes its records uncompressed; a compressed one can inflate far beyond the file."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            entries = inner.infolist()
+    except zipfile.BadZipFile:
+        return  # not a zip: torch.load's legacy format, refused or read by weights_only below
+    packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
+    if packed or sum(e.file_size for e in entries) > MAX_TENSOR_BYTES:
+        raise SessionError(f"{name} is not a Latent Steer session (its tensors inflate beyond their size)")
 
 
 class _Decoder:
@@ -451,6 +532,8 @@ class _Decoder:
         if t.dtype != torch.float32 or t.dim() not in (1, 2) or (t.dim() == 2 and t.shape[0] != 1) \
                 or not 1 <= t.numel() <= MAX_Z_DIM:
             raise SessionError(f"its {what} is not a face code (shape {tuple(t.shape)}, {t.dtype})")
+        if float(t.abs().max()) > MAX_CODE_ABS:
+            raise SessionError(f"its {what} holds values of {float(t.abs().max()):.3g}, far outside any face's code")
         if self._z_dim is None:
             self._z_dim = t.numel()
         elif t.numel() != self._z_dim:
@@ -488,12 +571,17 @@ class _Decoder:
             table = entry.get("tensors")
             if not isinstance(table, dict) or len(table) > 1000:
                 raise SessionError("its photo generator has no table of tensors")
-            tensors = {}
+            tensors, halves = {}, {}
             for pname, key in table.items():
                 t = self._tensor(key, "photo generator")
                 if t.dtype not in _DELTA_DTYPES:
                     raise SessionError(f"its photo generator holds {t.dtype} values")
-                tensors[self._str(pname, "generator parameter name")] = t.half()
+                if key not in halves:  # names sharing one tensor share its fp16 copy too
+                    half = t.half()
+                    if not bool(torch.isfinite(half).all()):
+                        raise SessionError("its photo generator holds values too large for a generator change")
+                    halves[key] = half
+                tensors[self._str(pname, "generator parameter name")] = halves[key]
             self._deltas[i] = GeneratorDelta(base_hash=self._str(entry.get("base_hash"), "generator hash"),
                                              tensors=tensors, key=self._str(entry.get("key"), "generator key"),
                                              photo=self.placement(entry.get("photo")))

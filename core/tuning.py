@@ -77,6 +77,10 @@ class GeneratorDelta:
         missing = set(self.tensors) - set(params)
         if missing:
             raise ValueError(f"this face's generator change does not fit the generator (no {sorted(missing)[0]})")
+        wrong = sorted(n for n, t in self.tensors.items() if t.numel() != params[n].numel())
+        if wrong:
+            raise ValueError(f"this face's generator change does not fit the generator ({wrong[0]} holds "
+                             f"{self.tensors[wrong[0]].numel():,} values, the generator's {params[wrong[0]].numel():,})")
         with torch.no_grad():
             for name, delta in self.tensors.items():
                 params[name].add_(delta.to(params[name].device, torch.float32).view_as(params[name]))

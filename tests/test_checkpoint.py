@@ -21,7 +21,7 @@ def test_round_trip_rebuilds_model_from_metadata(tmp_path):
     g = _gen()
     path = save_checkpoint(tmp_path / "g.pt", "generator", g, attributes=["A", "B"], train={"steps": 3})
     ck = load_checkpoint(path, "generator")
-    assert ck.kind == "generator" and ck.config == {"z_dim": 16, "width": 8, "upsample": "nearest", "image_size": 64}
+    assert ck.kind == "generator" and ck.config == {"z_dim": 16, "width": 8, "upsample": "nearest", "image_size": 64, "to_rgb": "resize"}
     assert ck.attributes == ["A", "B"] and ck.train == {"steps": 3} and ck.normalisation == "x/127.5-1"
     z = torch.randn(2, 16)
     assert torch.equal(ck.model(z), g(z))

@@ -156,7 +156,7 @@ def test_killed_mid_edit_then_restarted_restores_the_same_z_history_and_snapshot
     w = make_window(settings_file=tmp_path / "restart.ini")
     flow = install(w, data, ask_restore=lambda win, saved_at: offers.append(saved_at) or True)
     settle(w, qtbot)
-    assert len(offers) == 1  # the restart offered to restore the killed session
+    assert len(offers) == 1, w.message()  # the restart offered to restore the killed session
     assert flow.autosave_path == data / "autosave-0.lsteer"  # the dead process's slot is taken over
     assert_same(expected, w)
     assert w.snapshot_strip.count() == 2 and w.history.can_redo

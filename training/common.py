@@ -28,6 +28,7 @@ from core.checkpoint import load_checkpoint
 from core.data import CelebATensors, load_datasets, to_model_range
 from core.device import PRECISIONS, Precision, describe, resolve_device, resolve_precision
 from core.export import save_png_grid
+from core.messages import one_line
 
 SMOKE_IMAGES = 48  # images a --smoke run trains on
 IMAGE_SIZES = (64, 128)
@@ -240,7 +241,7 @@ def resume_state(checkpoint, what: str = "resume") -> dict:
 
 def resume_failed(path: Path, exc: BaseException) -> SystemExit:
     """One line for a run folder whose checkpoint does not fit this run's options."""
-    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    first = one_line(exc, 200)
     return SystemExit(f"--resume: {path} does not fit this run's options (another preset or size?): {first}; "
                       "use the run's original options, or --overwrite to start afresh")
 

@@ -28,6 +28,7 @@ from PySide6.QtCore import QEvent, QLockFile, QObject, QSettings, QStandardPaths
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from core.messages import one_line
 from core.jobs import render_face
 from core.session import (SUFFIX, Encoded, ModelsInfo, Session, SessionError, encode, load_session, models_info,
                           read_meta, write_encoded)
@@ -263,6 +264,10 @@ class SessionFlow(QObject):
             if lock.tryLock(0):
                 self._lock, self.autosave_path = lock, self.data_dir / f"autosave-{slot}{SUFFIX}"
                 break
+            if lock.error() != QLockFile.LockError.LockFailedError:  # not another window: the folder refuses
+                self.window.show_message(f"Autosave is off: the folder {self.data_dir} cannot be written to.",
+                                         "warning")
+                return
         if self.autosave_path is None:
             self.window.show_message(f"Autosave is off: {MAX_SLOTS} Latent Steer windows are open already.", "warning")
             return
@@ -275,13 +280,14 @@ class SessionFlow(QObject):
         try:
             clean = read_meta(path).get("clean") is True
             saved_at = path.stat().st_mtime
-            restore = not clean and self.ask_restore(self.window, saved_at)
-            session = load_session(path, check=models_check(self.window))
-        except (SessionError, OSError) as exc:
-            self.window.show_message(f"The autosaved session could not be read, so it was not restored: {exc}",
-                                     "warning")
+            session = load_session(path, check=models_check(self.window))  # read whole before offering it
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged file does, the window still starts
+            kept = self._move_aside(path)
+            where = f"; it was kept as {kept}" if kept else ""
+            self.window.show_message(f"The autosaved session could not be read, so it was not restored: "
+                                     f"{one_line(exc)}{where}", "warning")
             return
-        if restore:
+        if not clean and self.ask_restore(self.window, saved_at):
             apply_session(self.window, session)
             self._clean_work = None  # restored work is not saved to a file yet
             self.window.status_text.setText("Restored the autosaved editing session")
@@ -289,6 +295,17 @@ class SessionFlow(QObject):
         elif len(session.snapshots):
             set_snapshots(self.window, session.snapshots)
             self._clean_work = work_fingerprint(window_session(self.window))
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path | None:
+        """Rename a file the autosave cannot read (a newer version's, a damaged one) so that the next
+        autosave never writes over it; None when even that fails (then autosave is turned off)."""
+        aside = path.with_name(f"{path.stem}-unreadable-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+        try:
+            os.replace(path, aside)
+            return aside
+        except OSError:
+            return None
 
     # ------------------------------------------------------------------ autosave
     def _poll(self) -> None:
