@@ -57,6 +57,23 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LATENT_STEER_DATA", str(tmp_path / "data"))
 
 
+SETTLE_MS = 60_000  # a generous bound for a busy 2-core machine: a test waits on events, never on a clock
+
+
+def settle(window, qtbot, timeout: int = SETTLE_MS) -> None:
+    """Wait until the window has no job running or waiting and shows its current face."""
+    qtbot.waitUntil(window.is_ready, timeout=timeout)
+
+
+def activate(window, qtbot) -> None:
+    """Make the window the active one, so keys typed go to its focused widget."""
+    from PySide6.QtWidgets import QApplication
+
+    window.activateWindow()
+    window.raise_()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=SETTLE_MS)
+
+
 def shared_data(sub: str) -> Path:
     path = SHARED_DATA / sub
     if not path.exists():

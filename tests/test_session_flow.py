@@ -16,12 +16,11 @@ import torch
 
 from core.session import SessionError, load_session, read_meta, save_session
 from ui.session_flow import SessionFlow, models_check, window_session
+from conftest import settle
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def settle(window, qtbot, timeout: int = 20_000) -> None:
-    qtbot.waitUntil(window.is_ready, timeout=timeout)
 
 
 def install(window, data_dir, **kw) -> SessionFlow:

@@ -16,10 +16,9 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from core.engine import Engine, Notice, Progress
 from ui.bridge import Bridge
 from ui.images import qimage_to_png_bytes, to_array, to_qimage
+from conftest import settle
 
 
-def settle(window, qtbot, timeout: int = 30_000) -> None:
-    qtbot.waitUntil(window.is_ready, timeout=timeout)
 
 
 # -- starting -----------------------------------------------------------------------------------

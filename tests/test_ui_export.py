@@ -12,10 +12,9 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from core.export import gif_durations
 from core.steering import SteerConfig
 from ui.canvas_flow import PLAY_FPS
+from conftest import settle
 
 
-def settle(window, qtbot, timeout: int = 30_000) -> None:
-    qtbot.waitUntil(window.is_ready, timeout=timeout)
 
 
 def read_gif(path: Path) -> tuple[int, tuple[int, int], dict]:

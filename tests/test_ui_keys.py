@@ -16,18 +16,13 @@ from core.directions import FitConfig
 from ui.attribute_panel import slider_to_alpha
 from ui.dialogs import format_duration
 from ui.main_window import NO_SEED
+from conftest import activate, settle
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 
 
-def activate(window, qtbot) -> None:
-    window.activateWindow()
-    window.raise_()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=30_000)
 
 
-def settle(window, qtbot, timeout: int = 60_000) -> None:
-    qtbot.waitUntil(window.is_ready, timeout=timeout)
 
 
 def press(qtbot, key, modifiers=Qt.KeyboardModifier.NoModifier) -> None:

@@ -17,7 +17,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, QSize, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel
 
-from conftest import shared_data
+from conftest import settle, shared_data
 from core.data import to_model_range
 from core.engine import READ_EVERY, Progress
 from ui.images import to_pixmap, to_qimage
@@ -45,8 +45,6 @@ def files(*paths: Path) -> QMimeData:
     return mime
 
 
-def settle(window, qtbot, timeout: int = 30_000) -> None:
-    qtbot.waitUntil(window.is_ready, timeout=timeout)
 
 
 def no_face_image(path: Path) -> Path:

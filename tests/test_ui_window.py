@@ -20,16 +20,11 @@ from core.steering import SteerConfig
 from core.worker import JobState, run_inline
 from ui.attribute_panel import GROUPS, MAX_ALPHA, SLIDER_STEPS, display_name
 from ui.face_view import display_side
+from conftest import activate, settle
 
 
-def activate(window, qtbot) -> None:
-    window.activateWindow()
-    window.raise_()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=30_000)
 
 
-def settle(window, qtbot, timeout: int = 20_000) -> None:
-    qtbot.waitUntil(window.is_ready, timeout=timeout)
 
 
 def test_window_opens_with_a_face_the_40_attributes_and_the_device(make_window):

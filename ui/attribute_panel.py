@@ -6,6 +6,7 @@ The panel only shows and reports: it emits signals and never starts a job itself
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
@@ -122,13 +123,17 @@ class ResetSlider(QSlider):
         super().mouseDoubleClickEvent(event)
 
 
+TYPED_MAX = 99.99  # a typed strength beyond ±MAX_ALPHA is accepted, then clamped with a note
+
+
 class StrengthBox(QDoubleSpinBox):
-    """The exact strength of one slider, to type (Enter or leaving the box applies it). Only digits,
-    sign and point are its own: undo/redo, letters and Space stay the window's shortcuts."""
+    """The exact strength of one slider, to type (Enter or leaving the box applies it). Every key
+    typed into it stays in it (a letter is refused there, it never fires a window shortcut); only
+    undo/redo reach the window."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setRange(-MAX_ALPHA, MAX_ALPHA)
+        self.setRange(-TYPED_MAX, TYPED_MAX)
         self.setDecimals(2)
         self.setSingleStep(MAX_ALPHA / SLIDER_STEPS * 2)  # the slider's arrow-key step
         self.setKeyboardTracking(False)  # one value when typing is done, not one per digit
@@ -137,10 +142,13 @@ class StrengthBox(QDoubleSpinBox):
         self.setFixedWidth(self.fontMetrics().horizontalAdvance("−3.00") + 14)
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.ShortcutOverride and (
-                is_undo_redo(event) or (event.text().isalpha() or event.text() == " ")
-                and not event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier):
-            return True  # not claimed: the window's shortcut gets the key
+        if event.type() == QEvent.Type.ShortcutOverride:
+            if is_undo_redo(event):
+                return True  # not claimed: the window's undo/redo gets the key
+            if event.text() and event.text().isprintable() and not event.modifiers() & ~(
+                    Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.KeypadModifier):
+                event.accept()  # claimed: typed text stays in the box
+                return True
         return super().event(event)
 
 
@@ -206,6 +214,7 @@ class AttributePanel(QWidget):
     lock_toggled = Signal(str, bool)
     steer_requested = Signal(str, int)  # +1 more, -1 less
     reset_requested = Signal()
+    note = Signal(str)  # something the user should know about what they typed (a clamped strength)
     filter_left = Signal()  # the filter box gave the keyboard back (Esc, Enter, Space, a row's button used)
 
     def __init__(self, attributes: Sequence[str], icons: IconBinder | None = None,
@@ -225,7 +234,7 @@ class AttributePanel(QWidget):
         self.search.textChanged.connect(self.filter)
         self.reset = QToolButton(self)
         self.reset.setText("Reset")
-        self.reset.setToolTip("Set every strength slider back to 0")
+        self.reset.setToolTip("Back to this face's starting point: every slider and steering edit undone in one step (Ctrl+Z brings them back)")
         self.reset.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.icons.bind(self.reset, "reset")
         self.reset.clicked.connect(self.reset_requested)
@@ -301,7 +310,14 @@ class AttributePanel(QWidget):
         self.alpha_changed.emit(row.name, alpha)
 
     def _on_typed(self, row: AttributeRow, alpha: float) -> None:
-        """A typed strength: exact (not rounded to a slider step), and one undo step of its own."""
+        """A typed strength: exact (not rounded to a slider step), and one undo step of its own; beyond
+        the slider's ends it is clamped there, and `note` says so."""
+        if abs(alpha) > MAX_ALPHA:
+            typed, alpha = alpha, math.copysign(MAX_ALPHA, alpha)
+            with QSignalBlocker(row.value):
+                row.value.setValue(alpha)
+            self.note.emit(f"{display_name(row.name)}: a strength of {typed:g} is beyond the slider's range, "
+                           f"so it was set to {alpha:+.2f} (the slider's end).")
         with QSignalBlocker(row.slider):
             row.slider.setValue(alpha_to_slider(alpha))
         self.slider_pressed.emit(row.name)

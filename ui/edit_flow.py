@@ -21,6 +21,7 @@ from ui.bridge import Task
 from ui.face_grid import FaceGridDialog
 
 MAX_SEED = 2**31 - 1
+STUCK = 0.01  # a steering run that moved its target's probability less than this changed nothing
 NO_SEED = -1  # the seed box's value (shown as "—") while the face is not a seed's (a photo, a steered face)
 
 
@@ -150,8 +151,7 @@ class EditFlow:
         seed = random.randint(0, MAX_SEED) if seed is None else max(0, min(MAX_SEED, int(seed)))
         self._cancel_face_jobs()
         self.set_playing(False)
-        locked = self.state.locked if self.state is not None else frozenset()
-        state = EditState(base=SeedPoint(seed), locked=locked, label=f"seed {seed}", seed=seed)
+        state = EditState(base=SeedPoint(seed), label=f"seed {seed}", seed=seed)
         self._start_new_face(state)
         self._sync_photo_panel()
         self._apply(state)
@@ -171,10 +171,18 @@ class EditFlow:
 
     def _start_new_face(self, state: EditState) -> None:
         """`state` starts a new face (a seed, a photo): it becomes the "before" face, and the pins of the
-        previous face go (they were its keyframes)."""
+        previous face go (they were its keyframes). A new face starts with no locks: a lock holds what
+        one face has (this woman stays a woman), and carried over unseen it silently blocked edits of
+        the next; the message bar says which were cleared."""
+        cleared = sorted(self.state.locked) if self.state is not None else []
         self._start_state = state
         if len(self.keyframes):
             self.clear_pins()
+        if cleared:
+            names = ", ".join(display_name(n) for n in cleared)
+            self.show_message(f"New face: the lock{'s' if len(cleared) > 1 else ''} on {names} "
+                              f"{'were' if len(cleared) > 1 else 'was'} cleared; lock again to keep "
+                              f"{'them' if len(cleared) > 1 else 'it'} on this face.", "info")
 
     def _on_seed(self, seed: int) -> None:
         if seed == NO_SEED:  # stepped below 0 onto "—": a seed face keeps showing its seed
@@ -236,11 +244,23 @@ class EditFlow:
         self._apply(self.state.derive(f"{'lock' if on else 'unlock'} {display_name(name)}",
                                       locked=frozenset(locked), z=keep_z))
 
-    def reset_strengths(self) -> None:
-        if self.state is None or not self.state.edits:
+    def reset_face(self) -> None:
+        """Back to this face's starting point (the "before" face: the seed's, the photo's), with the
+        locks as they are now; one undo step, like any edit."""
+        start = self._start_state
+        if self.state is None or start is None or self.state is start:
             return
         self._cancel_face_jobs()
-        self._apply(self.state.derive("reset strengths", alphas={}))
+        self.set_playing(False)
+        keep_z = start.z if not start.edits else None  # locks do not move a face without edits
+        self._apply(start.derive("reset to the starting face", locked=self.state.locked, z=keep_z))
+
+    def can_reset(self) -> bool:
+        """Something to reset: the face is not its starting point."""
+        start = self._start_state
+        return bool(self.state is not None and start is not None and self.state is not start
+                    and not (self.state.same_recipe(start) and self.state.z is not None and start.z is not None
+                             and bool((self.state.z == start.z).all())))
 
     def undo(self) -> None:
         state = self.history.undo()
@@ -301,11 +321,41 @@ class EditFlow:
         first, final = outcome.frames[0], outcome.frames[-1]
         self.last_steer, self.last_steer_targets = outcome, [name]
         index = self.engine.attribute_index(name)
+        before, after = first.probs.tolist()[index], final.probs.tolist()[index]
+        steps = len(outcome.frames) - 1
+        reading = f"{display_name(name)} {before:.2f} → {after:.2f}"
+        if abs(after - before) < STUCK:  # nothing moved: say why instead of reporting a run as if it worked
+            self._explain_stuck(origin, name, label, reading)
+            return
         state = EditState(base=final.z, locked=origin.locked, label=label, z=final.z, generator=origin.generator)
         self._apply(state, frame=final)
-        steps = len(outcome.frames) - 1
-        self.status_text.setText(f"{label}: {display_name(name)} {first.probs.tolist()[index]:.2f} → "
-                                 f"{final.probs.tolist()[index]:.2f} in {steps} step{'s' if steps != 1 else ''}")
+        self.status_text.setText(f"{label}: {reading} in {steps} step{'s' if steps != 1 else ''}")
+
+    def _explain_stuck(self, origin: EditState, name: str, label: str, reading: str) -> None:
+        """A steering run that did not change the target: the face stays as it was, and the message
+        names the locks that held it (with an offer to unlock them and try again) or says it plainly."""
+        self._display_current()
+        self.status_text.setText(f"{label}: no change ({reading})")
+        locks = sorted(origin.locked - {name})
+        if not locks:
+            self.show_message(f"Steering could not make this face {label.split(' ', 1)[0]} {display_name(name)} "
+                              f"({reading}); the face was left as it was.", "info")
+            return
+        names = ", ".join(display_name(n) for n in locks)
+        word = "lock" + ("s" if len(locks) > 1 else "")
+        self.show_message(f"The {word} on {names} kept this face from getting {label} ({reading}): on this face "
+                          f"{display_name(name)} cannot change while {names} stay{'s' if len(locks) == 1 else ''} "
+                          f"as {'it is' if len(locks) == 1 else 'they are'}. Unlocking lets the edit through, "
+                          f"at the cost of changing {names}.", "warning",
+                          action=(f"Unlock {names} and steer", lambda: self._unlock_and_steer(locks, name, label)))
+
+    def _unlock_and_steer(self, locks: list[str], name: str, label: str) -> None:
+        if self.state is None:
+            return
+        self._apply(self.state.derive(f"unlock {', '.join(display_name(n) for n in locks)}",
+                                      locked=self.state.locked - set(locks), z=self.state.z if not self.state.edits
+                                      else None))
+        self.steer(name, 1 if label.startswith("more") else -1)
 
     def _on_face_task_failed(self, task: Task, text: str) -> None:
         if task is not self._face_task:

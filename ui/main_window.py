@@ -220,8 +220,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
                             tip="Blend two snapshot faces and edit the blend")
         self.action_snapshot = a("Take &snapshot", "snapshot", self.take_snapshot, "Ctrl+B",
                                  tip="Keep this face in the snapshot strip")
-        self.action_reset = a("Reset &strengths", "reset", self.reset_strengths, "Ctrl+R",
-                              tip="Set every attribute slider back to 0")
+        self.action_reset = a("&Reset to the starting face", "reset", self.reset_face, "Ctrl+R",
+                              tip="Undo every slider and steering edit of this face in one step (Ctrl+Z brings them back)")
         self.action_before = a("&Before / after", "before", self._on_before_toggled, "B", checkable=True,
                                tip="Show the starting face instead of the edited one")
         self.action_smooth = a("&Smooth scaling", None, self._on_smooth_toggled, checkable=True,
@@ -294,7 +294,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         panel.slider_released.connect(self._on_slider_released)
         panel.lock_toggled.connect(self._on_lock)
         panel.steer_requested.connect(self.steer)
-        panel.reset_requested.connect(self.reset_strengths)
+        panel.reset_requested.connect(self.reset_face)
+        panel.note.connect(lambda text: self.show_message(text, "info"))
         panel.filter_left.connect(lambda: self.face_view.setFocus(Qt.FocusReason.ShortcutFocusReason))
         self.seed_box.valueChanged.connect(self._on_seed)
         self.scale_combo.currentIndexChanged.connect(
@@ -403,7 +404,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         has_face = self.frame is not None
         for action in (self.action_save, self.action_copy, self.action_snapshot):
             action.setEnabled(has_face)
-        self.action_reset.setEnabled(bool(self.state is not None and self.state.edits))
+        self.action_reset.setEnabled(self.can_reset())
         self.action_pin.setEnabled(self.state is not None)
         self.action_play.setEnabled(self.keyframes.can_play)
         self.action_cancel.setEnabled(bool(self.bridge.long_tasks()))

@@ -1,0 +1,99 @@
+"""What a new user hit in the window, driven as a person would (clicks, keys into focused widgets):
+a lock that silently blocked an edit, locks carried to a new face unseen, a Reset that changed
+nothing after steering, letters typed into a strength box firing shortcuts."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+import ui.edit_flow
+from conftest import activate, settle
+from core.engine import SteerOutcome
+
+
+@pytest.fixture
+def stuck_steering(monkeypatch):
+    """Steering that cannot move the face (as a lock on Male does for Mustache on a woman's face)."""
+    def steer_face(engine, origin, targets, locked, config):
+        from core.jobs import render_face
+
+        frame = render_face(engine, origin).frame
+        return SteerOutcome(frames=[frame, frame], result=None)
+        yield  # a job: a generator that returns its result
+
+    monkeypatch.setattr(ui.edit_flow, "steer_face", steer_face)
+
+
+def test_a_lock_that_blocks_an_edit_says_so_and_offers_the_unlock(make_window, qtbot, stuck_steering, monkeypatch):
+    w = make_window()
+    panel = w.attribute_panel
+    qtbot.mouseClick(panel.rows["Male"].lock, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    before = w.state
+    qtbot.mouseClick(panel.rows["Mustache"].more, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    text = w.message()
+    assert "lock on Male kept this face from getting more Mustache" in text and "Unlocking" in text
+    assert w.state is before  # nothing recorded as if it had worked
+    assert "no change" in w.status_text.text()
+    assert w.message_bar.action.isVisible() and "Unlock Male" in w.message_bar.action.text()
+    steered = []
+    monkeypatch.setattr(type(w), "steer", lambda self, name, sign: steered.append((name, sign)))
+    qtbot.mouseClick(w.message_bar.action, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    assert w.state.locked == frozenset() and not panel.rows["Male"].lock.isChecked()
+    assert steered == [("Mustache", 1)]
+
+
+def test_a_run_that_moves_nothing_without_locks_says_so_plainly(make_window, qtbot, stuck_steering):
+    w = make_window()
+    before = w.state
+    qtbot.mouseClick(w.attribute_panel.rows["Bald"].less, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    assert "could not make this face less Bald" in w.message() and w.state is before
+
+
+def test_a_new_face_starts_unlocked_and_says_which_locks_it_cleared(make_window, qtbot):
+    w = make_window()
+    activate(w, qtbot)
+    qtbot.mouseClick(w.attribute_panel.rows["Male"].lock, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    w.face_view.setFocus()
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Space)  # Space: a random face
+    settle(w, qtbot)
+    assert w.state.locked == frozenset() and not w.attribute_panel.rows["Male"].lock.isChecked()
+    assert "lock on Male was cleared" in w.message()
+
+
+def test_reset_returns_to_the_starting_face_after_steering_in_one_undo_step(make_window, qtbot):
+    w = make_window()
+    start_z = w.frame.z.clone()
+    w.attribute_panel.rows["Smiling"].slider.setValue(50)
+    settle(w, qtbot)
+    qtbot.mouseClick(w.attribute_panel.rows["Young"].more, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    assert not torch.equal(w.frame.z, start_z) and w.action_reset.isEnabled()
+    steered = w.frame.z.clone()
+    qtbot.mouseClick(w.attribute_panel.reset, Qt.MouseButton.LeftButton)
+    settle(w, qtbot)
+    assert torch.equal(w.frame.z, start_z) and not w.state.edits and not w.action_reset.isEnabled()
+    w.undo()
+    settle(w, qtbot)
+    assert torch.equal(w.frame.z, steered)  # one step back is the steered face
+
+
+def test_keys_typed_into_a_strength_box_stay_in_it(make_window, qtbot):
+    w = make_window()
+    activate(w, qtbot)
+    row = w.attribute_panel.rows["Smiling"]
+    row.value.setFocus()
+    qtbot.waitUntil(row.value.hasFocus, timeout=10_000)
+    seed = w.state.seed
+    for key in (Qt.Key.Key_A, Qt.Key.Key_B, Qt.Key.Key_C, Qt.Key.Key_Space, Qt.Key.Key_K, Qt.Key.Key_P):
+        qtbot.keyClick(QApplication.focusWidget(), key)
+    settle(w, qtbot)
+    assert not w.action_before.isChecked() and not w.action_play.isChecked()  # "b", "p" did not fire
+    assert w.state.seed == seed and len(w.keyframes) == 0  # nor Space (new face) or "k" (pin)
+    assert row.value.hasFocus()
