@@ -157,10 +157,10 @@ def test_without_directions_the_window_offers_to_fit_them(make_window, qtbot, tm
     (models / "directions.pt").unlink()
     w = make_window(models=models)
     assert w.engine.directions is None and w.directions_available is None
-    assert "not fitted" in w.message() and w.message_bar.action.text() == "Fit directions"
+    assert "not fitted" in w.message() and w.message_bar.action.text() == "Learn the sliders"
     assert not w.attribute_panel.rows["Smiling"].slider.isEnabled()
     labels = [w.canvas_panel.axis_a.itemText(i) for i in range(w.canvas_panel.axis_a.count())]
-    assert labels == ["Random 1", "Random 2"]
+    assert labels == ["Random direction 1", "Random direction 2"]
     # steering works without directions
     w.attribute_panel.rows["Smiling"].more.click()
     settle(w, qtbot)

@@ -83,8 +83,9 @@ def test_the_filter_box_types_letters_and_gives_the_shortcuts_back(make_window, 
     press(qtbot, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)  # and redo
     settle(w, qtbot)
     assert torch.equal(w.frame.z, edited)
-    press(qtbot, Qt.Key.Key_Escape)  # Esc leaves the box; the filter stays
-    assert QApplication.focusWidget() is w.face_view and panel.visible_attributes() == ["Black_Hair"]
+    press(qtbot, Qt.Key.Key_Escape)  # Esc leaves the box and gives up the filter: every attribute is back
+    assert QApplication.focusWidget() is w.face_view and search.text() == ""
+    assert len(panel.visible_attributes()) == len(w.engine.attributes)
     press(qtbot, Qt.Key.Key_K)  # now K, B and Space are the window's again
     assert len(w.keyframes) == 1
     press(qtbot, Qt.Key.Key_B)
@@ -94,10 +95,11 @@ def test_the_filter_box_types_letters_and_gives_the_shortcuts_back(make_window, 
     press(qtbot, Qt.Key.Key_Space)
     settle(w, qtbot)
     assert w.state.seed != seed
-    # Enter leaves the box as well
+    # Enter leaves the box as well, keeping the matches
     qtbot.mouseClick(search, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(search, "black")
     press(qtbot, Qt.Key.Key_Return)
-    assert QApplication.focusWidget() is w.face_view
+    assert QApplication.focusWidget() is w.face_view and panel.visible_attributes() == ["Black_Hair"]
 
 
 def test_space_in_the_empty_filter_box_is_a_new_face_and_a_row_button_returns_the_keyboard(make_window, qtbot):

@@ -97,3 +97,61 @@ def test_keys_typed_into_a_strength_box_stay_in_it(make_window, qtbot):
     assert not w.action_before.isChecked() and not w.action_play.isChecked()  # "b", "p" did not fire
     assert w.state.seed == seed and len(w.keyframes) == 0  # nor Space (new face) or "k" (pin)
     assert row.value.hasFocus()
+
+
+def test_one_identity_line_about_the_face_on_screen(make_window, qtbot, monkeypatch, tmp_path):
+    import ui.edit_flow
+    import ui.photo_flow
+    from test_ui_photos import use_centre_crop
+
+    monkeypatch.setattr(ui.photo_flow, "identity_distance", lambda a, b: 0.3)  # the photo's own face: same person
+    compared = []
+
+    def readout_distance(a, b):
+        compared.append(a)
+        return 0.9  # the edited face: no longer the same person
+
+    monkeypatch.setattr(ui.edit_flow, "identity_distance", readout_distance)
+    w = make_window()
+    use_centre_crop(w, qtbot, tmp_path / "gradient.png")
+    settle(w, qtbot)
+    assert w.photo_panel.text() == "Looks like the same person."
+    w.attribute_panel.rows["Smiling"].slider.setValue(60)
+    settle(w, qtbot)
+    qtbot.waitUntil(lambda: "May no longer look like the same person." in w.readout.text(), timeout=20_000)
+    assert "same person" not in w.photo_panel.text()  # no stale verdict beside the new one
+    assert torch.equal(compared[-1], w.current_photo().found.crop.image)  # judged against the photo itself
+
+
+def test_the_gif_dialog_never_offers_another_faces_run_and_asks_before_replacing(make_window, qtbot, tmp_path,
+                                                                                   monkeypatch):
+    from ui.gif_dialog import GifDialog
+
+    w = make_window()
+    w.steer("Smiling", 1)
+    settle(w, qtbot)
+    assert w.open_gif_dialog().current_source() == "steer"  # this face's run
+    w.gif_dialog.close()
+    w.new_face(77)
+    settle(w, qtbot)
+    dialog = w.open_gif_dialog()
+    assert dialog.current_source() != "steer" and dialog.sources.reason_unavailable("steer")
+    target = tmp_path / "walk.gif"
+    target.write_bytes(b"the first export")
+    dialog.path_edit.setText(str(target))
+    asked = []
+    monkeypatch.setattr(GifDialog, "ask_overwrite", staticmethod(lambda parent, path: asked.append(path) or False))
+    assert dialog.start_export() is None and asked == [target]
+    assert target.read_bytes() == b"the first export" and "already exists" in dialog.status.text()
+
+
+def test_plain_words_title_and_snapshot_labels(make_window, qtbot):
+    w = make_window()
+    assert "Latent Steer" not in w.windowTitle()  # Qt adds the application's name once, itself
+    w.attribute_panel.rows["Eyeglasses"].slider.setValue(1)  # a small nudge: 0.03
+    settle(w, qtbot)
+    w.take_snapshot()
+    assert w.snapshots[len(w.snapshots) - 1].label == "Eyeglasses +0.03"  # not "+0.0"
+    labels = [w.canvas_panel.axis_a.itemText(i) for i in range(w.canvas_panel.axis_a.count())]
+    assert not any(label.startswith(("PC ", "Random 1")) for label in labels)
+    assert w.action_fit.text().replace("&", "") == "Learn the attribute sliders…"

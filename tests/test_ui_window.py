@@ -393,13 +393,13 @@ def test_keyframe_pins_play_the_path(make_window, qtbot):
 def test_canvas_axes_can_be_principal_components_or_random(make_window, qtbot):
     w = make_window()
     labels = [w.canvas_panel.axis_a.itemText(i) for i in range(w.canvas_panel.axis_a.count())]
-    assert "PC 1" in labels and "Random 1" in labels and "Smiling" in labels
-    w.canvas_panel.select_axes("PC 1", "PC 2")
+    assert "Main variation 1" in labels and "Random direction 1" in labels and "Smiling" in labels
+    w.canvas_panel.select_axes("Main variation 1", "Main variation 2")
     settle(w, qtbot)
-    assert w.canvas_map.plane.labels == ("PC 1", "PC 2")
-    w.canvas_panel.select_axes("Random 1", "Random 2")
+    assert w.canvas_map.plane.labels == ("Main variation 1", "Main variation 2")
+    w.canvas_panel.select_axes("Random direction 1", "Random direction 2")
     settle(w, qtbot)
-    assert w.canvas_map.plane.labels == ("Random 1", "Random 2")
+    assert w.canvas_map.plane.labels == ("Random direction 1", "Random direction 2")
     w.canvas_panel.select_axes("Smiling", "Smiling")  # the same axis twice: a message, no crash
     settle(w, qtbot)
     assert "same way" in w.message()

@@ -104,6 +104,8 @@ class FilterBox(QLineEdit):
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         if event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if event.key() == Qt.Key.Key_Escape:
+                self.clear()  # Esc gives up the filter: every attribute comes back (Enter keeps the matches)
             self.left.emit()
             event.accept()
             return

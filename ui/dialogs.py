@@ -69,12 +69,12 @@ def format_duration(seconds: float) -> str:
 
 def fit_confirmation(parent: QWidget, samples: int, seconds: float) -> QMessageBox:
     """The question before fitting (not shown yet: call `open()`); Fit is the accept button, Esc cancels."""
-    box = QMessageBox(QMessageBox.Icon.Question, "Fit latent directions",
-                      f"Fitting the attribute directions draws and reads {samples:,} faces. On this computer that "
+    box = QMessageBox(QMessageBox.Icon.Question, "Learn the attribute sliders",
+                      f"Learning how each attribute moves a face draws and reads {samples:,} faces. On this computer that "
                       f"takes {format_duration(seconds)}.", QMessageBox.StandardButton.NoButton, parent)
     box.setInformativeText("While it runs the face cannot be changed (new faces, sliders, steering and the canvas "
                            "wait for it). Esc or the Cancel button in the status bar stops it.")
-    box.fit_button = box.addButton("Fit directions", QMessageBox.ButtonRole.AcceptRole)
+    box.fit_button = box.addButton("Learn the sliders", QMessageBox.ButtonRole.AcceptRole)
     cancel = box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(cancel)
     box.setEscapeButton(cancel)

@@ -35,7 +35,7 @@ class DirectionsFlow:
             self.attribute_panel.notice.setVisible(True)
             self.show_message("The latent directions of this generator are not fitted yet, so the sliders and the "
                               "attribute axes are off. Fitting them takes a few minutes.", "warning",
-                              action=("Fit directions", self.fit_directions))
+                              action=("Learn the sliders", self.fit_directions))
         else:
             self.attribute_panel.notice.setVisible(False)
         self._schedule_map()

@@ -109,7 +109,9 @@ class EditFlow:
             if shown is self.frame and distance is not None:
                 self.readout.setText(f"{text} {identity_words(distance)}")
 
-        self.bridge.request("identity", identity_distance, start.image, frame.image, name="identity readout",
+        photo = self.current_photo()  # a photo's face is compared with the photo itself, as its likeness was
+        reference = photo.found.crop.image if photo is not None else start.image
+        self.bridge.request("identity", identity_distance, reference, frame.image, name="identity readout",
                             on_result=show)
 
     def _previewing(self) -> bool:
@@ -171,11 +173,13 @@ class EditFlow:
 
     def _start_new_face(self, state: EditState) -> None:
         """`state` starts a new face (a seed, a photo): it becomes the "before" face, and the pins of the
-        previous face go (they were its keyframes). A new face starts with no locks: a lock holds what
+        previous face go (they were its keyframes), and so does its last steering run (the GIF dialog
+        must not offer another face's run). A new face starts with no locks: a lock holds what
         one face has (this woman stays a woman), and carried over unseen it silently blocked edits of
         the next; the message bar says which were cleared."""
         cleared = sorted(self.state.locked) if self.state is not None else []
         self._start_state = state
+        self.last_steer, self.last_steer_targets = None, []  # a steering run belongs to the face it steered
         if len(self.keyframes):
             self.clear_pins()
         if cleared:
@@ -199,7 +203,8 @@ class EditFlow:
         if alpha:
             alphas[name] = alpha
         self.last_attribute = name
-        state = self.state.derive(f"{display_name(name)} {alpha:+.1f}", alphas=alphas)
+        state = self.state.derive(f"{display_name(name)} {alpha:+.2f}" if alpha else f"{display_name(name)} off",
+                                  alphas=alphas)
         ready = not alpha or self.engine.slider_end_ready(base_z(self.engine, state), name, 1 if alpha > 0 else -1,
                                                           state.locked_list, state.generator)
         self._apply(state, merge=("alpha", name))

@@ -11,8 +11,8 @@ from typing import Any
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QStandardItemModel
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton,
+                               QSpinBox, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from core.align import PLACEMENT_SIDE, PhotoPlacement
 from core.engine import Engine, Progress
@@ -346,6 +346,9 @@ class GifDialog(QDialog):
         except ValueError as exc:
             self._show_error(str(exc))
             return None
+        if request.path.exists() and not self.ask_overwrite(self, request.path):
+            self.status.setText(f"Not exported: {request.path.name} already exists (choose another name)")
+            return None
         self.result_path = None
         self.open_button.setEnabled(False)
         self.progress.setRange(0, 0)
@@ -357,6 +360,14 @@ class GifDialog(QDialog):
                                        on_progress=self._on_progress, on_result=self._on_done,
                                        on_error=self._on_error, on_cancelled=self._on_cancelled)
         return self.task
+
+    @staticmethod
+    def ask_overwrite(parent: QWidget, path: Path) -> bool:
+        """Replace an existing file? (a desktop app asks; tests put their answer here)."""
+        answer = QMessageBox.question(parent, "Replace the file?", f"{path.name} already exists in {path.parent}. "
+                                      "Replace it?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _on_progress(self, item: Any) -> None:
         if isinstance(item, Progress) and item.total:

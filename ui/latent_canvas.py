@@ -235,8 +235,8 @@ def axis_choices(attributes: Sequence[str], available: Sequence[bool] | None) ->
         out += [Axis("attribute", i, display_name(a)) for i, a in enumerate(attributes)
                 if i < len(available) and available[i]]
         if sum(bool(x) for x in available) >= PCS:
-            out += [Axis("pc", k, f"PC {k + 1}") for k in range(PCS)]
-    out += [Axis("random", k, f"Random {k + 1}") for k in range(RANDOM_AXES)]
+            out += [Axis("pc", k, f"Main variation {k + 1}") for k in range(PCS)]
+    out += [Axis("random", k, f"Random direction {k + 1}") for k in range(RANDOM_AXES)]
     return out
 
 
@@ -300,7 +300,7 @@ class CanvasPanel(QWidget):
         form.addRow("→ axis", self.axis_a)
         form.addRow("↑ axis", self.axis_b)
         sizes = QHBoxLayout()
-        sizes.addWidget(QLabel("Reach ±", self))
+        sizes.addWidget(QLabel("Map range ±", self))
         sizes.addWidget(self.extent)
         sizes.addWidget(QLabel("Grid", self))
         sizes.addWidget(self.grid)

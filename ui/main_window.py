@@ -229,7 +229,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         self.action_pin = a("Drop &pin", "pin", self.add_pin, "K", tip="Drop a keyframe pin at the current face")
         self.action_play = a("&Play path", "play", self.set_playing, "P", checkable=True, on="stop",
                              tip="Play the path through the keyframe pins")
-        self.action_fit = a("&Fit latent directions…", "fit", self.fit_directions,
+        self.action_fit = a("&Learn the attribute sliders…", "fit", self.fit_directions,
                             tip="Fit the attribute directions of this generator (the sliders need them)")
         self.action_find = a("&Find attribute", None, self.focus_filter, QKeySequence.StandardKey.Find,
                              tip="Type to filter the attributes (Esc or Enter returns to the face)")
@@ -415,10 +415,8 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
             action.setEnabled(action.isEnabled() and not fitting)  # each was just set from its own state
         for widget in (self.seed_box, self.attribute_panel, self.canvas_panel, self.snapshot_strip):
             widget.setEnabled(not fitting)
-        title = "Latent Steer"
-        if self.state is not None:
-            title += f" — {self.state.label}"
-        self.setWindowTitle(title)
+        # Qt adds " — Latent Steer" (the application's display name) to the title itself
+        self.setWindowTitle(self.state.label if self.state is not None else "")
 
     def _on_before_toggled(self, on: bool) -> None:
         self._display_current()

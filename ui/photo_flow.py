@@ -188,7 +188,7 @@ class PhotoFlow:
     def _on_likeness(self, photo: PhotoFace, distance: float | None) -> None:
         photo.likeness = likeness_words(distance) or "Ready to edit."
         if photo is self.current_photo() and not self._photo_job_running():
-            self.photo_panel.set_text(photo.likeness)
+            self.photo_panel.set_text(self._panel_likeness(photo))
 
     def current_photo(self) -> PhotoFace | None:
         """The photo the current face came from (its own generator tells; without one, its start)."""
@@ -215,7 +215,15 @@ class PhotoFlow:
             return
         self._show_found(photo.found, photo.name)
         panel.set_result(self.frame.image if self.frame is not None else None)
-        panel.set_text(photo.likeness or "Ready to edit; checking the likeness…")
+        panel.set_text(self._panel_likeness(photo))
+
+    def _panel_likeness(self, photo: PhotoFace) -> str:
+        """The panel's verdict is about the photo's own face, so it shows only while that face is on
+        screen; once it is edited, the one identity line is the readout under the face (compared with
+        the photo, `_update_readout`), and two lines never disagree."""
+        if self.state is not photo.start:
+            return "Edited: the line under the face says whether it still looks like the photo."
+        return photo.likeness or "Ready to edit; checking the likeness…"
 
     def _on_photo_failed(self, task: Task, name: str, exc: BaseException) -> None:
         if task is not self._face_task:
