@@ -242,7 +242,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_steer(args: argparse.Namespace) -> int:
     from core.export import save_png
     from core.jobs import export_gif
-    from core.policy import CLI_STEER
+    from core.policy import WINDOW_STEER
     from core.worker import run_inline
 
     if not args.more and not args.less:
@@ -258,7 +258,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     targets = {**{a: 1.0 for a in more}, **{a: -1.0 for a in less}}
     if args.lock is not None:
         args.lock = _canonical(engine, args.lock, "--lock")
-    config = CLI_STEER.override(steps=args.steps, step_size=args.step_size, preserve_weight=args.lam,
+    config = WINDOW_STEER.override(steps=args.steps, step_size=args.step_size, preserve_weight=args.lam,
                                 until=args.until)
     if args.until == 0:
         config.until = None  # 0: always run every step

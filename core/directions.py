@@ -79,25 +79,13 @@ class Directions:
                              "does not change with z")
         return orthogonalise(self.vectors[target], self.vectors[[j for j in locked if j != target]])
 
-    def edit(self, z: torch.Tensor, alphas: dict[int, float], locked: list[int] | None = None,
-             keep_units: bool = False) -> torch.Tensor:
-        """z + Σ αₖ·dₖ, each dₖ conditioned on the locked attributes.
-
-        `keep_units`: a conditioned direction is longer by 1 / cos(dₖ, its unconditioned self), so
-        α still means the same distance across the attribute's boundary (at most ×MAX_STRETCH).
-        """
+    def edit(self, z: torch.Tensor, alphas: dict[int, float], locked: list[int] | None = None) -> torch.Tensor:
+        """z + Σ αₖ·dₖ, each dₖ conditioned on the locked attributes."""
         z = z.clone()
         for k, alpha in alphas.items():
             if alpha:
-                d = self.conditional(k, locked or [])
-                if keep_units and locked:
-                    cos = float(d @ (self.vectors[k] / self.vectors[k].norm()))
-                    d = d / max(cos, 1 / MAX_STRETCH)
-                z = z + alpha * d.to(z.device, z.dtype)
+                z = z + alpha * self.conditional(k, locked or []).to(z.device, z.dtype)
         return z
-
-
-MAX_STRETCH = 2.0
 
 
 def orthogonalise(direction: torch.Tensor, against: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from core.directions import Directions, FitConfig, fit_directions, load_directio
 from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
 from core.latent import on_sphere, sample_codes
 from core.models import edit_space, prepare_for_inference
-from core.policy import CURRENT, Policy, held_attributes, window_steer_config
+from core.policy import WINDOW_STEER, window_steer_config
 from core.slider_paths import EndKey, SliderEnds, along_paths, code_digest
 from core.steering import SteerConfig, SteerResult, steer
 from core.tuning import GeneratorDelta, TuneResult, tune_generator
@@ -69,6 +69,7 @@ class Notice:
 class SteerOutcome:
     frames: list[Frame]  # one per trajectory step of face 0 (for the UI and GIFs)
     result: SteerResult
+    codes: torch.Tensor | None = None  # (N, d) CPU: every face's result, from `window_steer_job`
 
 
 @dataclass
@@ -86,21 +87,14 @@ class Engine:
 
     def __init__(self, models_dir: str | os.PathLike = MODELS_DIR, device: str = "auto",
                  directions_cache: str | os.PathLike | None = None, start_worker: bool = True,
-                 threads: int | None = None, edit_in: str = "auto"):
-        """`threads`: torch's CPU thread count (default: the policy of `core.threads`, cores − 1).
-        `edit_in`: "auto" edits a style G in w and a DCGAN in z; "z" edits a style G in z (to compare)."""
+                 threads: int | None = None):
+        """`threads`: torch's CPU thread count (default: the policy of `core.threads`, cores − 1)."""
         t0 = time.perf_counter()
         self.threads = apply_thread_policy(threads)
         self.models_dir = Path(models_dir)
         self.device = resolve_device(device)
         # a style G is edited in w (core.models.WSpaceGenerator): codes, directions and the encoder are w's
-        if edit_in not in ("auto", "z"):
-            raise ValueError(f"edit_in must be 'auto' or 'z', got {edit_in!r}")
-        loaded = self._load("generator.pt", "generator")
-        if edit_in == "z" and getattr(loaded, "conditional", False):
-            raise ValueError("an attribute-conditional generator is edited in w: its face depends on a condition "
-                             "drawn with z, which a code in z does not keep (use edit_in='auto')")
-        self.generator = loaded if edit_in == "z" else edit_space(loaded)
+        self.generator = edit_space(self._load("generator.pt", "generator"))
         classifier_ck = load_checkpoint(self.models_dir / "classifier.pt", "classifier", self.device)
         self.classifier = prepare_for_inference(classifier_ck.model)
         self.attributes: list[str] = classifier_ck.attributes
@@ -113,7 +107,7 @@ class Engine:
         self.generator_hash = state_hash(self.generator)
         self.directions_cache = Path(directions_cache) if directions_cache else default_cache_dir()
         self.directions: Directions | None = self._find_directions()
-        self.policy: Policy = CURRENT
+        self.steer_config: SteerConfig = WINDOW_STEER  # what "+"/"−" runs (core.policy); eval scripts may vary it
         self._tuned: OrderedDict[str, torch.nn.Module] = OrderedDict()
         self._slider_ends = SliderEnds()
         self.worker = Worker() if start_worker else None
@@ -225,35 +219,25 @@ class Engine:
 
     def edit_z(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None,
                delta: GeneratorDelta | None = None) -> torch.Tensor:
-        """The code after the sliders `alphas` (from `z`, with `locked` kept).
-
-        With the policy's `slider_paths` (shipped), each slider moves the face towards what the
-        window's "+"/"−" makes of it (`core.slider_paths`; under `delta`, a photo's own generator);
-        otherwise z + Σ αₖ·dₖ, each direction orthogonal to the locked and the policy's held attributes.
-        """
+        """The code after the sliders `alphas` (from `z`, with `locked` kept): each slider moves the
+        face towards what the window's "+"/"−" makes of it (`core.slider_paths`; under `delta`, a
+        photo's own generator)."""
         alphas_idx = {self.attribute_index(k): float(a) for k, a in alphas.items()}
-        if self.policy.slider_paths:
-            flat = z.detach().float().reshape(-1, self.z_dim)
-            locks = sorted(set(self._indices(locked)))
-            moves = [(a, self.slider_ends(flat, k, 1 if a > 0 else -1, locks, delta))
-                     for k, a in alphas_idx.items() if a]
-            return along_paths(flat, moves).reshape(z.shape)
-        directions = self.require_directions()
-        held = self.held([k for k, a in alphas_idx.items() if a], self._indices(locked))
-        return directions.edit(z.float(), alphas_idx, held, keep_units=self.policy.keep_units)
+        flat = z.detach().float().reshape(-1, self.z_dim)
+        locks = sorted(set(self._indices(locked)))
+        moves = [(a, self.slider_ends(flat, k, 1 if a > 0 else -1, locks, delta)) for k, a in alphas_idx.items() if a]
+        return along_paths(flat, moves).reshape(z.shape)
 
     def slider_end_ready(self, z: torch.Tensor, name: str | int, sign: int, locked: list[str | int] | None = None,
                          delta: GeneratorDelta | None = None) -> bool:
         """Whether moving this slider of the face `z` (d,) is instant (its end is steered already)."""
-        if not self.policy.slider_paths:
-            return True
         (key,) = self._end_keys(z.detach().float().reshape(1, -1), self.attribute_index(name), 1 if sign > 0 else -1,
                                 self._indices(locked), delta)
         return self._slider_ends.get(key) is not None
 
     def _end_keys(self, z: torch.Tensor, attr: int, sign: int, locked: list[int], delta: GeneratorDelta | None
                   ) -> list[EndKey]:
-        locks, generator, policy = tuple(sorted(set(locked))), delta.key if delta else None, hash(repr(self.policy))
+        locks, generator, policy = tuple(sorted(set(locked))), delta.key if delta else None, hash(repr(self.steer_config))
         return [EndKey(code_digest(row), attr, sign, locks, generator, policy) for row in z]
 
     def slider_ends(self, z: torch.Tensor, attr: int, sign: int, locked: list[int],
@@ -268,27 +252,33 @@ class Engine:
                 ends[i] = self._slider_ends.put(keys[i], end)
         return torch.stack(ends)
 
-    def window_result(self, z: torch.Tensor, attr: int, sign: int, locked: list[int] | None = None,
-                      delta: GeneratorDelta | None = None) -> torch.Tensor:
-        """(N, d) CPU codes: what the window's "+" (sign 1) or "−" (−1) on `attr` makes of each face of
-        `z`, with `locked` kept; each face's run depends on what the classifier reads on it now."""
+    def window_steer_job(self, z: torch.Tensor, attr: str | int, sign: int, locked: list[str | int] | None = None,
+                         delta: GeneratorDelta | None = None, base: SteerConfig | None = None
+                         ) -> Iterator[Progress]:
+        """The window's "+" (sign 1) or "−" (−1) on `attr`, the one way it is composed: for each face
+        of `z` a run configured from what the classifier reads on it now (`window_steer_config` of
+        `base`, default `steer_config`), with `locked` kept (none: only the target moves freely).
+        Faces that need the same run share one batch. Yields face 0's frames; returns a
+        `SteerOutcome` whose `codes` hold every face's result."""
+        attr = self.attribute_index(attr)
+        z = z.detach().float().reshape(-1, self.z_dim)
         p_now = torch.stack([f.probs for f in self.render(z, delta)])[:, attr]
-        configs = [window_steer_config(float(p), sign, bool(locked), self.policy.window, self.policy.hard_locks)
-                   for p in p_now]
-        out = z.detach().float().cpu().clone()
+        configs = [window_steer_config(float(p), sign, base or self.steer_config) for p in p_now]
+        codes = z.cpu().clone()
+        first: SteerOutcome | None = None
         for config in {repr(c): c for c in configs}.values():
             group = [i for i, c in enumerate(configs) if c == config]
-            outcome = run_inline(self.steer_job, z[group], {attr: float(sign)}, list(locked or []) or None, config,
-                                 delta)
-            out[group] = outcome.result.trajectory[-1]
-        return out
+            args = (z[group], {attr: float(sign)}, list(locked or []) or None, config, delta)
+            outcome = (yield from self.steer_job(*args)) if 0 in group else run_inline(self.steer_job, *args)
+            codes[group] = outcome.result.trajectory[-1]
+            first = outcome if 0 in group else first
+        first.codes = codes
+        return first
 
-    def held(self, targets: list[int], locked: list[int], steering: bool = False) -> list[int]:
-        """What an edit of `targets` keeps as constraints: the user's locks and the policy's held set."""
-        if steering and not self.policy.steer_held:
-            return sorted(set(locked) - set(targets))
-        vectors = self.directions.vectors if self.directions is not None else None
-        return held_attributes(self.policy, self.attributes, targets, locked, vectors)
+    def window_result(self, z: torch.Tensor, attr: int, sign: int, locked: list[int] | None = None,
+                      delta: GeneratorDelta | None = None) -> torch.Tensor:
+        """(N, d) CPU codes: what the window's "+"/"−" makes of each face of `z` (`window_steer_job`)."""
+        return run_inline(self.window_steer_job, z, attr, sign, locked, delta).codes
 
     def edit_job(self, z: torch.Tensor, alphas: dict[str | int, float], locked: list[str | int] | None = None,
                  delta: GeneratorDelta | None = None) -> Frame:
@@ -303,7 +293,7 @@ class Engine:
         """
         target_idx = {self.attribute_index(k): float(w) for k, w in targets.items()}
         preserve = None if locked is None else self._indices(locked)
-        hold = self.held(list(target_idx), preserve or [], steering=True) if self.policy.hard_locks else []
+        hold = sorted(set(preserve or []) - set(target_idx))  # locks are constraints
         prior = None
         if self.directions is not None and (config or SteerConfig()).guide > 0:
             prior = sum(w * self.directions.conditional(i, hold) for i, w in target_idx.items()

@@ -50,9 +50,17 @@ def render_face(engine: Engine, state: EditState) -> FaceResult:
 
 def steer_face(engine: Engine, state: EditState, targets: dict[str, float], locked: list[str] | None,
                config: SteerConfig | None) -> Iterator[Progress]:
-    """Classifier-gradient steering from the face of `state` (see `Engine.steer_job`)."""
+    """Classifier-gradient steering from the face of `state` with an explicit config (`main.py steer`)."""
     outcome: SteerOutcome = yield from engine.steer_job(face_z(engine, state), targets, locked, config,
                                                         delta=state.generator)
+    return outcome
+
+
+def window_steer_face(engine: Engine, state: EditState, attribute: str, sign: int,
+                      base: SteerConfig | None = None) -> Iterator[Progress]:
+    """The window's "+"/"−" on the face of `state`, with its locks (`Engine.window_steer_job`)."""
+    outcome: SteerOutcome = yield from engine.window_steer_job(face_z(engine, state), attribute, sign,
+                                                               state.locked_list, state.generator, base)
     return outcome
 
 

@@ -746,7 +746,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 def prepare_for_inference(model: nn.Module) -> nn.Module:
     """Frozen, BN-folded, channels-last copy of a model for the app's jobs (CPU and CUDA alike).
 
-    Measured on 2 CPU threads, a batch-1 G+C forward+backward goes from 10.8 to 6.0 ms. The
+    At batch 1 on a CPU this roughly halves a G+C forward+backward (resources/MODELS.md). The
     copy remembers the hash of the weights it came from, so directions and encoders fitted for
     the original still pair with it (`core.model_hash.state_hash`).
     """

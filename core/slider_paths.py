@@ -1,13 +1,11 @@
 """Sliders that follow each face's own "more"/"less" path instead of one global direction.
 
-Measured with eval-control (resources/MODELS.md, evaluator + dlib, 200 faces per attribute): a
-global latent direction at the slider's end reached the attribute on 64 % of faces and kept the
-person in 64.5 %, the window's "+" (steering with the identity term) on 87 % and 76 %. A direction
-fitted over all faces points where the attribute changes *on average*; on a given face it drags
-along whatever correlates with the attribute there. So a slider's end is the face that the
+A direction fitted over all faces points where the attribute changes *on average*; on a given face
+it drags along whatever correlates with the attribute there. So a slider's end is the face that the
 window's "+" (or "−") makes from the slider's starting face, and the positions in between lie on
 the straight line in the code space towards it. Each end costs one steering run on the slider's
-first move (0.25 s on a 2-core CPU, `bench`); ends are cached, so dragging stays instant.
+first move; ends are cached, so dragging stays instant. (How much this keeps the person, measured
+with the yardsticks: resources/MODELS.md.)
 """
 from __future__ import annotations
 

@@ -148,25 +148,6 @@ def test_engine_edits_a_style_generator_in_w(tiny_models, tmp_path):
         engine.close()
 
 
-def test_engine_can_edit_a_style_generator_in_z_to_compare(tiny_models, tmp_path):
-    folder = tmp_path / "models"
-    shutil.copytree(tiny_models, folder)
-    (folder / "directions.pt").unlink()
-    save_checkpoint(folder / "generator.pt", "generator", small())
-    engine = Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs", edit_in="z")
-    try:  # the tiny encoder's 16-number z fits, codes are prior z, paths run on the sphere
-        assert isinstance(engine.generator, StyleGenerator) and engine.z_dim == 16
-        assert engine.interpolation == "slerp" and on_sphere(engine.generator)
-        assert torch.equal(engine.z_from_seed(4), torch.randn(1, 16, generator=torch.Generator().manual_seed(4)))
-    finally:
-        engine.close()
-    with pytest.raises(ValueError, match="edit_in"):
-        Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs", edit_in="w+")
-    save_checkpoint(folder / "generator.pt", "generator", small(num_attributes=40, label_bank=8))
-    with pytest.raises(ValueError, match="edited in w"):  # its condition is drawn with z: a z alone is no face
-        Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs", edit_in="z")
-
-
 def test_style_smoke_training_writes_a_loadable_checkpoint_and_resumes(tmp_path):
     data = write_celeba(tmp_path / "celeba", n=60)
     out, cache = tmp_path / "run", str(tmp_path / "cache")

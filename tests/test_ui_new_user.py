@@ -16,14 +16,14 @@ from core.engine import SteerOutcome
 @pytest.fixture
 def stuck_steering(monkeypatch):
     """Steering that cannot move the face (as a lock on Male does for Mustache on a woman's face)."""
-    def steer_face(engine, origin, targets, locked, config):
+    def window_steer_face(engine, origin, attribute, sign, base=None):
         from core.jobs import render_face
 
         frame = render_face(engine, origin).frame
         return SteerOutcome(frames=[frame, frame], result=None)
         yield  # a job: a generator that returns its result
 
-    monkeypatch.setattr(ui.edit_flow, "steer_face", steer_face)
+    monkeypatch.setattr(ui.edit_flow, "window_steer_face", window_steer_face)
 
 
 def test_a_lock_that_blocks_an_edit_says_so_and_offers_the_unlock(make_window, qtbot, stuck_steering, monkeypatch):

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QApplication
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.jobs import face_z
-from core.policy import window_steer_config
 from core.steering import SteerConfig
 from core.worker import JobState, run_inline
 from ui.attribute_panel import GROUPS, MAX_ALPHA, SLIDER_STEPS, display_name
@@ -134,9 +133,8 @@ def test_lock_and_steer_keeps_locked_probabilities(make_window, qtbot):
     idx = [w.engine.attribute_index(n) for n in locked]
     drift = (end.probs[idx] - start.probs[idx]).abs().max().item()
     assert drift < 0.2, drift  # locked attributes stay within tolerance (untrained tiny models: ~0.13)
-    # exactly the engine's steering with the lock toggles as the preserved (and held) set, under the policy
-    config = window_steer_config(float(start.probs[t]), +1, True, w.steer_config, w.engine.policy.hard_locks)
-    direct = run_inline(w.engine.steer_job, start.z, {target: 1.0}, sorted(locked), config)
+    # the button runs the engine's one composition of "+" with the lock toggles as its locks
+    direct = run_inline(w.engine.window_steer_job, start.z, target, +1, sorted(locked), None, w.steer_config)
     assert torch.allclose(end.z, direct.frames[-1].z, atol=1e-5)
     # the probability bars show the steered face; the sliders restart from 0 on the new base
     assert panel.probability(target) == pytest.approx(float(end.probs[t]), abs=1e-3)
@@ -416,9 +414,7 @@ def _drag_to_end(w, qtbot, name: str, sign: int) -> None:
 def test_slider_at_its_end_short_of_the_attribute_offers_steering(make_window, qtbot, monkeypatch):
     w = make_window()
     # a slider ends where one "+" run gets; on the test models a 2-step run leaves some attributes short
-    policy = w.engine.policy
-    monkeypatch.setattr(w.engine, "policy", dataclasses.replace(policy, window=dataclasses.replace(policy.window,
-                                                                                                  steps=2)))
+    monkeypatch.setattr(w.engine, "steer_config", dataclasses.replace(w.engine.steer_config, steps=2))
     origin, z = w.state, w.frame.z
 
     def falls_short(name: str, sign: int) -> bool:  # what the engine says the slider's end gives

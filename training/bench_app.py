@@ -38,7 +38,6 @@ from PIL import Image
 from core.data import open_image
 from core.engine import MODELS_DIR, Engine
 from core.inversion import InvertConfig, crop_face, invert
-from core.policy import window_steer_config
 from core.steering import SteerConfig, steer
 from core.worker import run_inline
 
@@ -158,8 +157,7 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
         times.sort()
         out["edit_ms_p50"] = statistics.median(times)
         out["edit_ms_p95"] = times[int(0.95 * (len(times) - 1))]
-    if engine.policy.slider_paths or engine.directions is not None:
-        out["slider_first_s"] = slider_first_move_seconds(engine)
+    out["slider_first_s"] = slider_first_move_seconds(engine)
     config = SteerConfig(steps=steer_steps, until=None)
     for batch in (1, 16):
         zb = engine.z_from_seed(1, batch)
@@ -202,14 +200,12 @@ def slider_first_move_seconds(engine: Engine) -> float:
 def window_more_seconds(engine: Engine, z: torch.Tensor, steps: int = 30) -> float:
     """Seconds for the window's "more Smiling" run to its full `steps` (the shipped policy: identity
     term, guide, held attributes), median of 3 — what a user waits for after a click."""
-    config = dataclasses.replace(window_steer_config(0.1, +1, False, engine.policy.window, engine.policy.hard_locks),
-                                 steps=steps, until=None)
-    smiling = engine.attribute_index("Smiling")
-    run_inline(engine.steer_job, z, {smiling: 1.0}, None, dataclasses.replace(config, steps=2))  # warm-up
+    base = dataclasses.replace(engine.steer_config, steps=steps, until=None)
+    run_inline(engine.window_steer_job, z, "Smiling", +1, None, None, dataclasses.replace(base, steps=2))  # warm-up
     times = []
     for _ in range(3):
         t = time.perf_counter()
-        run_inline(engine.steer_job, z, {smiling: 1.0}, None, config)
+        run_inline(engine.window_steer_job, z, "Smiling", +1, None, None, base)
         _sync(engine.device)
         times.append(time.perf_counter() - t)
     return statistics.median(times)

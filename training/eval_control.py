@@ -4,10 +4,10 @@
 
 For each of eight attributes, generated faces that the *evaluator* reads as lacking it
 (p < 0.5) are edited towards it, the way a user would:
-- `cli`     — `main.py steer --more X` with no options (core.policy, `--policy previous` for the old);
-- `window`  — the window's "+" button (core.policy.window_steer_config);
-- `slider`  — the window's strength slider at its end (α = SLIDER_MAX_ALPHA: the shipped sliders end
-  where the window's "+" does, core.slider_paths; `--sliders directions`: z + α·d, the global direction);
+- `cli`     — `main.py steer --more X` with no options (core.policy);
+- `window`  — the window's "+" button (`Engine.window_steer_job`, the one composition of it);
+- `slider`  — the window's strength slider at its end (α = SLIDER_MAX_ALPHA: a slider ends where the
+  window's "+" does, core.slider_paths);
 - `plain`   — the seed notebook's recipe, 10 steps of z += ∇logit/10 (a reference);
 - `random`  — a move in a random direction exactly as long as the window's "+" moved that face
   (then back onto the prior's shell, as steering does): the drift and likeness that any move of
@@ -30,7 +30,7 @@ import torch
 
 from core.engine import MODELS_DIR, Engine
 from core.latent import on_sphere, sample_codes, typical_norm
-from core.policy import CURRENT, PREVIOUS, SLIDER_MAX_ALPHA
+from core.policy import SLIDER_MAX_ALPHA
 from core.steering import SteerConfig
 from core.worker import run_inline
 from training.yardsticks import Yardsticks, drift
@@ -50,18 +50,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=123)
     p.add_argument("--attributes", nargs="*", default=ATTRIBUTES)
     p.add_argument("--modes", nargs="*", default=MODES, choices=MODES)
-    p.add_argument("--policy", default="current", choices=["current", "previous"],
-                   help="previous: the steering/slider policy that shipped before the yardsticks (core.policy)")
     p.add_argument("--grids", default=None, help="folder for start | window | slider grids, one per attribute")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
     p.add_argument("--views", type=int, default=None, help="try the window/CLI steering with this many EOT views")
     p.add_argument("--identity-weight", type=float, default=None, help="try this identity-term weight")
     p.add_argument("--guide", type=float, default=None, help="try this weight of the global direction")
-    p.add_argument("--sliders", default="shipped", choices=["shipped", "directions", "paths"],
-                   help="directions: sliders along the global latent directions; paths: towards the window's "
-                        "result (core.slider_paths); shipped: what the policy says")
-    p.add_argument("--edit-in", default="auto", choices=["auto", "z"],
-                   help="z: edit a style G in z instead of w (to measure what w buys)")
     args = p.parse_args(argv)
     if args.faces < 1:
         p.error("--faces must be at least 1")
@@ -85,7 +78,7 @@ def starting_faces(engine: Engine, sticks: Yardsticks, attr: int, n: int, seed: 
 
 
 def _steer(engine: Engine, z: torch.Tensor, attr: int, locked: list[int] | None, config: SteerConfig) -> torch.Tensor:
-    """The engine's own steering job, as the window and the CLI run it (with the engine's policy)."""
+    """The engine's own steering job with an explicit config, as `main.py steer` runs it."""
     return run_inline(engine.steer_job, z, {attr: 1.0}, locked, config).result.trajectory[-1]
 
 
@@ -130,7 +123,7 @@ def edit(engine: Engine, mode: str, z: torch.Tensor, attr: int, locks: list[int]
         window = done["window"] if "window" in done else window_edit(engine, z, attr, [])
         return random_move(engine, z, window, seed=attr)
     if mode == "cli":
-        return _steer(engine, z, attr, None, engine.policy.cli)
+        return _steer(engine, z, attr, None, engine.steer_config)
     if mode == "window":
         return window_edit(engine, z, attr, [])
     if mode == "window_locked":
@@ -161,17 +154,12 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    engine = Engine(args.models, device=args.device, start_worker=False, edit_in=args.edit_in)
-    engine.policy = CURRENT if args.policy == "current" else PREVIOUS
+    engine = Engine(args.models, device=args.device, start_worker=False)
     tried = {k: v for k, v in (("views", args.views), ("identity_weight", args.identity_weight),
                                 ("guide", args.guide)) if v is not None}
-    if tried:  # a variant of the policy, to measure before it ships
-        engine.policy = replace(engine.policy, window=replace(engine.policy.window, **tried),
-                                cli=replace(engine.policy.cli, **tried))
-    if args.sliders != "shipped":
-        engine.policy = replace(engine.policy, slider_paths=args.sliders == "paths")
-        tried["sliders"] = args.sliders
-    if engine.directions is None and (engine.policy.window.guide > 0 or not engine.policy.slider_paths):
+    if tried:  # a variant of the steering, to measure before it ships
+        engine.steer_config = replace(engine.steer_config, **tried)
+    if engine.directions is None and engine.steer_config.guide > 0:
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
     sticks = Yardsticks(args.models, engine.device, engine.attributes)
@@ -198,7 +186,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(f"{name}: " + ", ".join(f"{m} {100 * rows[name][m]['success']:.0f} %" for m in args.modes),
               file=sys.stderr)
     return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes,
-            "policy": args.policy + "".join(f", {k} {v}" for k, v in tried.items()),
+            "policy": "shipped" + "".join(f", {k} {v}" for k, v in tried.items()),
             "space": "z" if on_sphere(engine.generator) else "w"}
 
 

@@ -31,7 +31,8 @@ COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", help="run folders with snapshots/minuteNNNN.pt")
-    p.add_argument("--data", required=True, nargs="+", help="the data folders the runs trained on (held-out part)")
+    p.add_argument("--data", required=True, action="append",
+                   help="a data folder whose held-out faces are the reference (repeat for several)")
     p.add_argument("--labels", default=None, help="comma-separated legend labels (default: folder names)")
     p.add_argument("--models", default=str(MODELS), help="folder with evaluator.pt and classifier.pt")
     p.add_argument("--n", type=int, default=1000)
@@ -51,6 +52,19 @@ def snapshots(run: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def _nice_top(value: float) -> float:
+    """The axis end: the smallest round number at or above `value` whose fifths are round too."""
+    import math
+
+    if value <= 0:
+        return 1.0
+    step = 10 ** math.floor(math.log10(value / 5))
+    for m in (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10):
+        if 5 * m * step >= value:
+            return 5 * m * step
+    return 50 * step
+
+
 def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, ylabel: str) -> None:
     """A small line chart (PIL only): one coloured line with dots per series, axes with ticks."""
     w, h, left, right, top, bottom = 720, 440, 70, 170, 40, 50
@@ -59,17 +73,17 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, y
     font = ImageFont.load_default()
     xs = [x for s in series.values() for x, _ in s] or [0, 1]
     ys = [y for s in series.values() for _, y in s] or [0, 1]
-    x0, x1 = 0.0, max(xs) * 1.05 or 1.0
-    y0, y1 = 0.0, max(ys) * 1.1 or 1.0
+    x0, x1 = 0.0, _nice_top(max(xs))
+    y0, y1 = 0.0, _nice_top(max(ys))
     px = lambda x: left + (x - x0) / (x1 - x0) * (w - left - right)  # noqa: E731
     py = lambda y: h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)  # noqa: E731
     d.rectangle([left, top, w - right, h - bottom], outline="black")
     for i in range(6):
         yv, xv = y0 + (y1 - y0) * i / 5, x0 + (x1 - x0) * i / 5
         d.line([left - 4, py(yv), left, py(yv)], fill="black")
-        d.text((6, py(yv) - 6), f"{yv:.0f}", fill="black", font=font)
+        d.text((6, py(yv) - 6), f"{yv:g}", fill="black", font=font)
         d.line([px(xv), h - bottom, px(xv), h - bottom + 4], fill="black")
-        d.text((px(xv) - 8, h - bottom + 8), f"{xv:.0f}", fill="black", font=font)
+        d.text((px(xv) - 8, h - bottom + 8), f"{xv:g}", fill="black", font=font)
     d.text((left, 12), title, fill="black", font=font)
     d.text(((w - right) // 2, h - 18), "training minutes", fill="black", font=font)
     d.text((6, top - 16), ylabel, fill="black", font=font)

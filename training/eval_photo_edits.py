@@ -10,16 +10,13 @@ whose *result* the evaluator reads as lacking it (p < 0.5) get the window's "mor
 on the face's own generator, as the window runs it). Per edit, by the **evaluator**: success
 (p > 0.5 after), drift (mean |Δp| over the other 39); by **dlib**: the edited face vs the
 inversion before the edit and vs the photo's crop (< 0.6 = same person). The inversions are cached
-(`--cache`) so that policy variants (`--identity-weight`, `--guide`, `--views`, `--until`) are compared
-on the same faces; `--tune-radius`/`--tune-edit` invert with another pivotal tuning (use another
-cache), and `--untuned` edits the same z on the shared G: the ceiling that tuning can at best keep.
+(`--cache`), so that runs compare on the same faces.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,8 +24,7 @@ import torch
 from core.engine import MODELS_DIR, Engine
 from core.identity import SAME_PERSON
 from core.inversion import FaceCrop, InvertConfig
-from core.policy import window_steer_config
-from core.tuning import GeneratorDelta, TuneConfig
+from core.tuning import GeneratorDelta
 from core.worker import run_inline
 from training.eval_control import ATTRIBUTES, IDENTITY_ATTRIBUTES
 from training.yardsticks import Yardsticks, drift
@@ -45,14 +41,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=40, help="held-out faces (every k-th of the 1,000)")
     p.add_argument("--attributes", nargs="*", default=ATTRIBUTES)
     p.add_argument("--cache", default=None, help="inversions are read from / written to this .pt file")
-    p.add_argument("--identity-weight", type=float, default=None, help="override the window policy's")
-    p.add_argument("--guide", type=float, default=None, help="override the window policy's")
-    p.add_argument("--views", type=int, default=None, help="override the window policy's (EOT views)")
-    p.add_argument("--until", type=float, default=None, help="override the window policy's")
-    p.add_argument("--tune-radius", type=float, default=None, help="override pivotal tuning's locality radius")
-    p.add_argument("--tune-edit", type=float, default=None, help="override pivotal tuning's edit-locality weight")
-    p.add_argument("--untuned", action="store_true",
-                   help="edit the inverted z on the shared generator (no pivotal tuning): the ceiling tuning can keep")
     p.add_argument("--json", default=None)
     return p.parse_args(argv)
 
@@ -83,10 +71,9 @@ def invert_all(engine: Engine, args: argparse.Namespace) -> list[dict]:
         return [{"name": f["name"], "crop": f["crop"], "z": f["z"],
                  "delta": GeneratorDelta.from_dict(f["delta"]) if f["delta"] is not None else None}
                 for f in blob["faces"]]
-    tune = TuneConfig().override(locality_radius=args.tune_radius, w_edit=args.tune_edit)
     faces = []
     for name, source in sources(args):
-        outcome = run_inline(engine.invert_job, source, InvertConfig(tune=tune))
+        outcome = run_inline(engine.invert_job, source, InvertConfig())
         faces.append({"name": name, "crop": outcome.crop.image, "z": outcome.frame.z, "delta": outcome.delta})
         print(f"inverted {name}", file=sys.stderr)
     if args.cache:
@@ -95,29 +82,15 @@ def invert_all(engine: Engine, args: argparse.Namespace) -> list[dict]:
     return faces
 
 
-def window_more(engine: Engine, face: dict, attr: int, base_config) -> torch.Tensor:
-    """The window's "more" on this face's own generator: its z afterwards."""
-    p_now = float(engine.render(face["z"], face["delta"])[0].probs[attr])
-    config = window_steer_config(p_now, +1, False, base_config, engine.policy.hard_locks)
-    outcome = run_inline(engine.steer_job, face["z"], {attr: 1.0}, None, config, face["delta"])
-    return outcome.frames[-1].z
+def window_more(engine: Engine, face: dict, attr: int) -> torch.Tensor:
+    """The window's "more" on this face's own generator (`Engine.window_result`): its z afterwards."""
+    return engine.window_result(face["z"].reshape(1, -1), attr, +1, [], face["delta"])[0]
 
 
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
-    base = engine.policy.window
-    if args.identity_weight is not None:
-        base = replace(base, identity_weight=args.identity_weight)
-    if args.guide is not None:
-        base = replace(base, guide=args.guide)
-    if args.views is not None:
-        base = replace(base, views=args.views)
-    if args.until is not None:
-        base = replace(base, until=args.until)
     sticks = Yardsticks(args.models, engine.device, engine.attributes)
     faces = invert_all(engine, args)
-    if args.untuned:
-        faces = [{**f, "delta": None} for f in faces]
     start_images = torch.stack([engine.render(f["z"], f["delta"])[0].image for f in faces])
     crops = torch.stack([f["crop"] for f in faces])
     p0 = sticks.probs(start_images)
@@ -128,7 +101,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         idx = [i for i in range(len(faces)) if p0[i, attr] < 0.5]
         if not idx:
             continue
-        edited = torch.stack([engine.render(window_more(engine, faces[i], attr, base), faces[i]["delta"])[0].image
+        edited = torch.stack([engine.render(window_more(engine, faces[i], attr), faces[i]["delta"])[0].image
                               for i in idx])
         p1 = sticks.probs(edited)
         row = {"faces": len(idx), "success": float((p1[:, attr] > 0.5).float().mean()),
@@ -140,20 +113,19 @@ def evaluate(args: argparse.Namespace) -> dict:
             row["same_as_photo"] = float((d_photo < SAME_PERSON).mean())
         rows[name] = row
         print(f"{name}: {row}", file=sys.stderr)
-    return {"faces": len(faces), "device": engine.device_name, "identity_weight": base.identity_weight,
-            "guide": base.guide, "views": base.views, "until": base.until, "untuned": args.untuned,
-            "tune_radius": args.tune_radius, "tune_edit": args.tune_edit, "reconstruction_same_person": None if recon_same is None
-            else float((recon_same < SAME_PERSON).mean()), "rows": rows}
+    config = engine.steer_config
+    return {"faces": len(faces), "device": engine.device_name, "identity_weight": config.identity_weight,
+            "guide": config.guide, "views": config.views, "until": config.until,
+            "reconstruction_same_person": None if recon_same is None else float((recon_same < SAME_PERSON).mean()),
+            "rows": rows}
 
 
 def markdown(results: dict) -> str:
     rows = results["rows"]
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
     out = [f"{results['faces']} inverted faces · window \"more\" (identity weight {results['identity_weight']}, "
-           f"guide {results['guide']}, views {results.get('views', 1)}, until {results.get('until')}"
-           f"{', untuned' if results.get('untuned') else ''}"
-           f"{', tuning radius ' + str(results['tune_radius']) if results.get('tune_radius') else ''}"
-           f"{', tuning edit weight ' + str(results['tune_edit']) if results.get('tune_edit') else ''}) · success and drift by the **evaluator**, same person by **dlib** · "
+           f"guide {results['guide']}, views {results.get('views', 1)}, until {results.get('until')})"
+           " · success and drift by the **evaluator**, same person by **dlib** · "
            f"reconstruction same person as the photo: {pct(results['reconstruction_same_person'])}", "",
            "| attribute | faces | success | drift | same as before the edit | same as the photo |",
            "|---|---|---|---|---|---|"]

@@ -7,12 +7,11 @@
     python -m training.train_gan --data ... --arch style --g-width 16 --r1 0.2 --r1-every 16  # style-based G
 
 Losses: `bce` (non-saturating, the DCGAN recipe), `hinge`, `wgan-gp` (critic, λ=10, n_critic=5).
-The defaults are the shipped recipe, chosen by FD_cls on the held-out faces: DCGAN D with
-batch norm and DCGAN init, a resize-conv G (no checkerboard), DiffAugment (colour +
+The defaults are the shipped recipe, chosen by FD_cls on the held-out faces (resources/MODELS.md):
+DCGAN D with batch norm and DCGAN init, a resize-conv G (no checkerboard), DiffAugment (colour +
 translation) on everything D sees, an EMA of G's weights (BatchNorm statistics recomputed
-before use), batch 64. Measured against spectral norm in D with colour + translation + cutout,
-same G, on CPU: FD_cls 70.7 vs 115.6 after 1,000 steps (82.6 after 2,000). Also available:
-spectral/layer norm, R1 on real images. Writes run/generator.pt (EMA weights when used) and
+before use), batch 64. Also available: spectral/layer norm, R1 on real images, layers shaped for
+CPUs, a style-based G. Writes run/generator.pt (EMA weights when used) and
 run/discriminator.pt, both resumable.
 """
 from __future__ import annotations

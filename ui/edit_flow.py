@@ -12,10 +12,8 @@ from PySide6.QtCore import QSignalBlocker
 
 from core.engine import Frame, Progress, SteerOutcome
 from core.history import EditState, PlanePoint, SeedPoint
-from core.jobs import FaceResult, base_z, render_face, steer_face
-from core.policy import window_steer_config
+from core.jobs import FaceResult, base_z, render_face, window_steer_face
 from core.readout import describe, identity_distance, identity_words, side_effects
-from core.steering import SteerConfig
 from ui.attribute_panel import MAX_ALPHA, display_name
 from ui.bridge import Task
 from ui.face_grid import FaceGridDialog
@@ -292,8 +290,8 @@ class EditFlow:
         origin = self.state
         label = f"{'more' if sign > 0 else 'less'} {display_name(name)}"
         self.last_attribute = name
-        task = self.bridge.submit(steer_face, self.engine, origin, {name: float(sign)}, origin.locked_list or None,
-                                  self._steer_config_for(name, sign), name=f"steering ({label})", long=True)
+        task = self.bridge.submit(window_steer_face, self.engine, origin, name, sign, self.steer_config,
+                                  name=f"steering ({label})", long=True)
         task.progress.connect(lambda item, t=task: self._on_steer_progress(t, label, item))
         task.succeeded.connect(lambda out, t=task: self._on_steered(t, origin, name, label, out))
         task.failed.connect(lambda exc, t=task: self._on_face_task_failed(t, f"Steering ({label}) failed: {exc}"))
@@ -303,12 +301,6 @@ class EditFlow:
         self.face_view.set_badge(f"{label}…")
         self.status_text.setText(f"Steering: {label}…")
         return task
-
-    def _steer_config_for(self, name: str, sign: int) -> SteerConfig:
-        """The window's "more"/"less" (core.policy), from the face's reading right now."""
-        p = float(self.frame.probs[self.engine.attribute_index(name)]) if self.frame is not None else 0.5
-        locked = bool(self.state is not None and self.state.locked)
-        return window_steer_config(p, sign, locked, self.steer_config, self.engine.policy.hard_locks)
 
     def _on_steer_progress(self, task: Task, label: str, item: Any) -> None:
         if task is not self._face_task or not isinstance(item, Progress) or item.frame is None:

@@ -1,0 +1,34 @@
+"""Quality per CPU-hour: train_gan keeps time snapshots, eval_curves grades each with the evaluator."""
+from __future__ import annotations
+
+import json
+import math
+
+from PIL import Image
+
+from conftest import write_celeba
+from core.checkpoint import load_checkpoint
+from training import eval_curves, train_gan
+
+
+def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatch):
+    data = write_celeba(tmp_path / "celeba", n=40)
+    clock = iter(range(0, 10**6, 20))  # every call of time.time() is 20 s later: a snapshot each 3 steps
+    import training.train_gan as tg
+
+    monkeypatch.setattr(tg.time, "time", lambda: float(next(clock)))
+    run = tmp_path / "run"
+    train_gan.main(["--data", str(data), "--out", str(run), "--smoke", "--steps", "8", "--snapshot-minutes", "1"])
+    monkeypatch.undo()
+    snaps = sorted(p.name for p in (run / "snapshots").glob("*.pt"))
+    assert snaps[:2] == ["minute0001.pt", "minute0002.pt"]
+    ck = load_checkpoint(run / "snapshots" / snaps[0], "generator")
+    assert ck.train["time_s"] == 60.0 and 0 < ck.train["steps"] < 8
+    out = tmp_path / "curves.png"
+    results = eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "8",
+                                "--labels", "tiny", "--out", str(out)])
+    rows = results["tiny"]
+    assert [r["minute"] for r in rows] == [int(s[6:10]) for s in snaps]
+    assert all(math.isfinite(r["fd_evaluator"]) and r["fd_evaluator"] >= 0 and math.isfinite(r["fd_cls"]) for r in rows)
+    assert Image.open(out).size == (720, 440) and (tmp_path / "curves_fd_cls.png").exists()
+    assert json.loads(out.with_suffix(".json").read_text())["runs"]["tiny"] == rows
