@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import torch
 from PIL import Image
 
 from conftest import write_celeba
@@ -32,3 +33,20 @@ def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatc
     assert all(math.isfinite(r["fd_evaluator"]) and r["fd_evaluator"] >= 0 and math.isfinite(r["fd_cls"]) for r in rows)
     assert Image.open(out).size == (720, 440) and (tmp_path / "curves_fd_cls.png").exists()
     assert json.loads(out.with_suffix(".json").read_text())["runs"]["tiny"] == rows
+
+
+def test_a_packed_run_resumes_where_it_stopped(tmp_path):
+    from training import pack_run
+
+    data = write_celeba(tmp_path / "celeba", n=40)
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(run), "--smoke"]
+    train_gan.main([*common, "--steps", "4"])
+    packed = pack_run.main(["pack", str(run), str(tmp_path / "run.pt")])
+    assert packed.stat().st_size < 0.7 * sum((run / f).stat().st_size for f in pack_run.FILES)
+    moved = tmp_path / "elsewhere"
+    pack_run.main(["unpack", str(packed), str(moved)])
+    result = train_gan.main(["--data", str(data), "--out", str(moved), "--smoke", "--steps", "6", "--resume"])
+    assert [h["step"] for h in result["history"]] == list(range(1, 7))  # the history went on from step 4
+    ck = load_checkpoint(moved / "generator.pt", "generator")
+    assert ck.train["steps"] == 6 and all(p.dtype == torch.float32 for p in ck.model.parameters())
