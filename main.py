@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="default: the user cache (resources/models/directions.pt to ship)")
     p = sub.add_parser("info", help="print a checkpoint's metadata")
     p.add_argument("checkpoint")
+    sub.add_parser("install-desktop", help="add Latent Steer to the Linux desktop's application menu")
     for name, module in TRAINING.items():
         sub.add_parser(name, help=f"python -m {module} (arguments passed through)", add_help=False)
     return parser
@@ -437,6 +438,27 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install_desktop(args: argparse.Namespace) -> int:
+    """Put the launcher entry and the icon where Linux desktops look ($XDG_DATA_HOME, ~/.local/share)."""
+    import os
+    import shutil
+
+    import resources
+
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    apps, icons = data / "applications", data / "icons" / "hicolor" / "256x256" / "apps"
+    apps.mkdir(parents=True, exist_ok=True)
+    icons.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(resources.ICON, icons / "latent-steer.png")
+    entry = resources.DESKTOP_ENTRY.read_text()
+    launcher = shutil.which("latent-steer")
+    if launcher is None:  # run from a checkout: start this interpreter on this main.py
+        entry = entry.replace("Exec=latent-steer", f"Exec={sys.executable} {Path(__file__).resolve()}")
+    (apps / "latent-steer.desktop").write_text(entry)
+    print(f"wrote {apps / 'latent-steer.desktop'} and {icons / 'latent-steer.png'}")
+    return 0
+
+
 def cmd_gui() -> int:
     try:
         from ui.app import run
@@ -448,7 +470,8 @@ def cmd_gui() -> int:
 
 
 COMMANDS = {"generate": cmd_generate, "steer": cmd_steer, "edit": cmd_edit, "invert": cmd_invert,
-            "walk": cmd_walk, "directions": cmd_directions, "info": cmd_info}
+            "walk": cmd_walk, "directions": cmd_directions, "info": cmd_info,
+            "install-desktop": cmd_install_desktop}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,5 +498,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `latent-steer` command that `pip install .` puts on the PATH: the same as `python main.py`."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

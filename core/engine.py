@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import torch
 from PIL import Image
 
+import resources
 from core.align import PhotoPlacement
 from core.checkpoint import CheckpointError, load_checkpoint, state_hash
 from core.data import default_cache_dir, open_image, to_model_range, to_uint8
@@ -32,7 +33,7 @@ from core.tuning import GeneratorDelta, TuneResult, tune_generator
 from core.threads import apply_thread_policy
 from core.worker import JobHandle, Worker, run_inline
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
+MODELS_DIR = resources.MODELS_DIR
 MAX_BATCH = 256
 TUNED_CACHE = 3  # photo generators kept built on the device; the rest stay fp16 deltas on the CPU
 READ_EVERY = 5  # inversion: every 5th live frame carries the classifier's reading (for the window's bars)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+import resources
 from core.checkpoint import load_checkpoint
 from core.data import load_celeba, to_model_range
 from core.device import describe, resolve_device
@@ -25,7 +26,7 @@ from core.identity import SAME_PERSON
 from core.metrics import attribute_accuracy, classifier_features, frechet_distance, path_length, psnr
 from training.yardsticks import EVALUATOR_FILE, Yardsticks
 
-MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+MODELS = resources.MODELS_DIR
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 
 

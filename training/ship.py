@@ -12,9 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import resources
 from core.checkpoint import load_checkpoint, save_checkpoint
 
-MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
+MODELS = resources.MODELS_DIR
 
 
 def ship(src: str | Path, dst: Path, kind: str) -> Path:

@@ -36,6 +36,10 @@ def run(argv: Sequence[str] | None = None, engine_factory: Callable[[], object] 
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(APPLICATION)
+    import resources
+    from PySide6.QtGui import QIcon
+
+    app.setWindowIcon(QIcon(str(resources.ICON)))
     from ui.splash import say, show_splash
 
     splash = show_splash(app)  # on screen before torch imports and the models load
