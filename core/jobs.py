@@ -48,6 +48,11 @@ def render_face(engine: Engine, state: EditState) -> FaceResult:
     return FaceResult(state, frame)
 
 
+def slider_end_ready(engine: Engine, state: EditState, attribute: str, sign: int) -> bool:
+    """Whether moving this slider of the face of `state` is instant (its end is steered already)."""
+    return engine.slider_end_ready(base_z(engine, state), attribute, sign, state.locked_list, state.generator)
+
+
 def steer_face(engine: Engine, state: EditState, targets: dict[str, float], locked: list[str] | None,
                config: SteerConfig | None) -> Iterator[Progress]:
     """Classifier-gradient steering from the face of `state` with an explicit config (`main.py steer`)."""

@@ -155,3 +155,23 @@ def test_plain_words_title_and_snapshot_labels(make_window, qtbot):
     labels = [w.canvas_panel.axis_a.itemText(i) for i in range(w.canvas_panel.axis_a.count())]
     assert not any(label.startswith(("PC ", "Random 1")) for label in labels)
     assert w.action_fit.text().replace("&", "") == "Learn the attribute sliders…"
+
+
+def test_no_model_runs_on_the_gui_thread_when_a_slider_moves(make_window, qtbot, monkeypatch):
+    """A style G's codes come from its mapping network: the slider's first move asks the worker."""
+    import threading
+
+    import core.jobs
+
+    w = make_window()
+    on_gui = []
+    real = core.jobs.base_z
+
+    def spy(engine, state):
+        on_gui.append(threading.current_thread() is threading.main_thread())
+        return real(engine, state)
+
+    monkeypatch.setattr(core.jobs, "base_z", spy)
+    w.attribute_panel.rows["Smiling"].slider.setValue(40)
+    settle(w, qtbot)
+    assert on_gui and not any(on_gui)

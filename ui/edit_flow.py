@@ -12,7 +12,7 @@ from PySide6.QtCore import QSignalBlocker
 
 from core.engine import Frame, Progress, SteerOutcome
 from core.history import EditState, PlanePoint, SeedPoint
-from core.jobs import FaceResult, base_z, render_face, window_steer_face
+from core.jobs import FaceResult, render_face, slider_end_ready, window_steer_face
 from core.readout import describe, identity_distance, identity_words, side_effects
 from ui.attribute_panel import MAX_ALPHA, display_name
 from ui.bridge import Task
@@ -203,10 +203,16 @@ class EditFlow:
         self.last_attribute = name
         state = self.state.derive(f"{display_name(name)} {alpha:+.2f}" if alpha else f"{display_name(name)} off",
                                   alphas=alphas)
-        ready = not alpha or self.engine.slider_end_ready(base_z(self.engine, state), name, 1 if alpha > 0 else -1,
-                                                          state.locked_list, state.generator)
+        if alpha:  # asked on the worker, ahead of the render: the face's code may need the model (a style G)
+            self.bridge.request("slider end", slider_end_ready, self.engine, state, name, 1 if alpha > 0 else -1,
+                                name="slider end ready?",
+                                on_result=lambda ready, s=state: ready or self._finding_end(s, name, alpha))
         self._apply(state, merge=("alpha", name))
-        if not ready:  # the slider's first move on this face steers its end once (about a second on a CPU)
+
+    def _finding_end(self, state: EditState, name: str, alpha: float) -> None:
+        """The slider's first move on this face steers its end once (about a second on a CPU): say so
+        while that face is still on its way."""
+        if state is self.state and self.frame_state is not state:
             self.face_view.set_badge(f"Finding how this face gets {'more' if alpha > 0 else 'less'} "
                                      f"{display_name(name)}…")
 
