@@ -20,7 +20,8 @@ import math
 import sys
 from pathlib import Path
 
-from core.messages import one_line  # light: no torch before a command needs it
+from core.seed import MAX_SEED
+from core.messages import one_line
 
 ROOT = Path(__file__).resolve().parent
 TRAINING = {
@@ -34,7 +35,6 @@ TRAINING = {
     "bench": "training.bench_app",
 }
 
-MAX_SEED = 2**64 - 1  # torch seeds are 64-bit
 MAX_FACES = 1024  # generate --n: a 32×32 grid; more is a job for a loop over seeds
 MAX_FRAMES = 2000  # frames of one GIF (steer steps, walk frames): they are held in memory until written
 

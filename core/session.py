@@ -31,11 +31,12 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from core.messages import one_line
 from core.align import PhotoPlacement
 from core.atomic import atomic_write
 from core.canvas import LatentPlane
 from core.history import EditState, History, Keyframes, PlanePoint, SeedPoint, Snapshots
+from core.messages import one_line
+from core.seed import MAX_SEED
 from core.tuning import GeneratorDelta
 
 Tensor = torch.Tensor
@@ -53,7 +54,6 @@ MAX_STATES = 20_000
 MAX_Z_DIM = 4096
 MAX_IMAGE_SIDE = 1024
 MAX_NAME = 200
-MAX_SEED = 2**64 - 1
 MAX_ELEMENTS = MAX_TENSOR_BYTES  # no tensor of a session holds more numbers than the whole file may hold bytes
 MAX_CODE_ABS = 1e3  # a face code's entries are N(0, 1)-sized (w codes a few units): larger is no face
 _IMAGE_DTYPES = (torch.uint8,)

@@ -14,11 +14,12 @@ from core.engine import Frame, Progress, SteerOutcome
 from core.history import EditState, PlanePoint, SeedPoint
 from core.jobs import FaceResult, render_face, slider_end_ready, window_steer_face
 from core.readout import describe, identity_distance, identity_words, side_effects
+from core.seed import MAX_SEED
 from ui.attribute_panel import MAX_ALPHA, display_name
 from ui.bridge import Task
 from ui.face_grid import FaceGridDialog
 
-MAX_SEED = 2**31 - 1
+SEED_BOX_MAX = min(MAX_SEED, 2**31 - 1)  # the seed box is a QSpinBox (a 32-bit int); seeds above come from files
 STUCK = 0.01  # a steering run that moved its target's probability less than this changed nothing
 NO_SEED = -1  # the seed box's value (shown as "—") while the face is not a seed's (a photo, a steered face)
 
@@ -148,7 +149,7 @@ class EditFlow:
     # =========================================================================== edits
     def new_face(self, seed: int | None = None) -> None:
         """A random face (a new seed, or `seed`); it becomes the "before" face."""
-        seed = random.randint(0, MAX_SEED) if seed is None else max(0, min(MAX_SEED, int(seed)))
+        seed = random.randint(0, SEED_BOX_MAX) if seed is None else max(0, min(MAX_SEED, int(seed)))
         self._cancel_face_jobs()
         self.set_playing(False)
         state = EditState(base=SeedPoint(seed), label=f"seed {seed}", seed=seed)
@@ -160,7 +161,7 @@ class EditFlow:
         """A grid of new random faces; the one clicked becomes the face being edited (as `new_face`)."""
         grid = self.face_grid
         if grid is None:
-            grid = self.face_grid = FaceGridDialog(self.bridge, self.engine, self.icons, MAX_SEED, self)
+            grid = self.face_grid = FaceGridDialog(self.bridge, self.engine, self.icons, SEED_BOX_MAX, self)
             grid.picked.connect(self.new_face)
         elif not grid.isVisible():
             grid.more()  # opened again: new faces

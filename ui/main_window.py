@@ -26,7 +26,7 @@ from ui.bridge import Bridge, Task
 from ui.canvas_flow import MAP_DELAY_MS, PLAY_FPS, CanvasFlow
 from ui.dialogs import ShortcutsDialog, shortcut_rows
 from ui.directions_flow import FIT_BATCH, DirectionsFlow
-from ui.edit_flow import MAX_SEED, NO_SEED, EditFlow
+from ui.edit_flow import NO_SEED, SEED_BOX_MAX, EditFlow
 from ui.face_view import FaceView
 from ui.gif_dialog import GifDialog
 from ui.icons import IconBinder
@@ -274,7 +274,7 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         toolbar.addAction(self.action_random)
         toolbar.addWidget(QLabel(" Seed ", toolbar))
         self.seed_box = QSpinBox(toolbar)
-        self.seed_box.setRange(NO_SEED, MAX_SEED)
+        self.seed_box.setRange(NO_SEED, SEED_BOX_MAX)
         self.seed_box.setSpecialValueText("—")
         self.seed_box.setKeyboardTracking(False)
         self.seed_box.setToolTip("Seed of the random face (Enter to show it); — when the face is not a seed's")
