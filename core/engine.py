@@ -18,12 +18,12 @@ import torch
 from PIL import Image
 
 import resources
-from core.align import PhotoPlacement
+from core.align import FaceCrop, PhotoPlacement, crop_face
 from core.checkpoint import CheckpointError, load_checkpoint, state_hash
 from core.data import default_cache_dir, open_image, to_model_range, to_uint8
 from core.device import describe, resolve_device
 from core.directions import Directions, FitConfig, fit_directions, load_directions, save_directions
-from core.inversion import FaceCrop, InvertConfig, InvertResult, crop_face, invert
+from core.inversion import InvertConfig, InvertResult, invert
 from core.latent import on_sphere, sample_codes
 from core.models import edit_space, prepare_for_inference
 from core.policy import WINDOW_STEER, window_steer_config

@@ -1,10 +1,5 @@
-"""Real photo -> z: find the face, align it like CelebA, encode, then refine z by optimisation.
-
-Framing: dlib's 5 landmarks and a similarity transform onto CelebA's measured template
-(`core.align`); as a fallback OpenCV's Haar cascade (shipped inside opencv-python-headless,
-fully offline) finds the face box and CelebA's 64-px crop is placed relative to that box with
-constants measured on the CelebA images themselves (see FRAMING_*). Without a face, a centre
-crop is used and the result says so. Refinement: Adam on z against pixel + classifier-feature
+"""Real photo -> z: the aligned face crop (`core.align.crop_face`), encode, then refine z by
+optimisation. Refinement: Adam on z against pixel + classifier-feature
 loss, a prior term that keeps ‖z‖ typical, and an encoder-consistency term ‖z − E(G(z))‖².
 After it, `core.tuning` fits the face's own generator (pivotal tuning).
 """
@@ -14,128 +9,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from core import align
-from core.align import CROP, apply_affine, invert_affine
 from core.data import to_model_range
 from core.latent import on_sphere
 from core.losses import maps_distance, normalised_maps
 from core.metrics import psnr
 from core.tuning import TuneConfig
-
-# Measured by running the detector below on 400 aligned CelebA images (every 20th of IDs 1-8000;
-# 17 had no detection): the 64-px crop's side is 1.67 face-box widths (median; sd 0.48), its centre
-# is level with the box centre horizontally (sd 0.10) and 0.137 box widths above it (sd 0.14).
-FRAMING_SIDE = 1.67
-FRAMING_DY = -0.137
-
-
-@dataclass
-class FaceCrop:
-    """The model-ready face and where it came from, for the UI to show."""
-
-    image: torch.Tensor  # (3, 64, 64) uint8
-    box: tuple[int, int, int, int]  # crop square in the photo (left, top, right, bottom)
-    face: tuple[int, int, int, int] | None  # detected face box (x, y, w, h), None = not found
-    notice: str | None = None  # e.g. "no face found; used a centre crop"
-    transform: np.ndarray | None = None  # 2×3, photo coordinates -> the 64-px crop (see core.align)
-    landmarks: np.ndarray | None = None  # (5, 2) dlib landmarks in the photo, when found
-    method: str = "centre"  # "landmarks" | "haar" | "centre"
-    photo: Image.Image | None = field(default=None, repr=False)  # the photo itself (not a copy), for paste-back
-
-
-_CASCADE = None
-
-
-class FaceDetectorUnavailable(RuntimeError):
-    """No face detector can run here; a photo then gets a centre crop and a notice that says why."""
-
-
-def _cascade():
-    global _CASCADE
-    if _CASCADE is None:
-        import cv2
-
-        if not hasattr(cv2, "CascadeClassifier"):  # seen: a cv2 built without its objdetect module
-            raise FaceDetectorUnavailable("this OpenCV build has no face detector (objdetect)")
-        _CASCADE = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-        if _CASCADE.empty():
-            raise RuntimeError("OpenCV's frontal-face Haar cascade could not be loaded")
-    return _CASCADE
-
-
-def detect_face(img: Image.Image) -> tuple[int, int, int, int] | None:
-    """Largest frontal face as (x, y, w, h) in `img` pixels, or None.
-
-    Haar cascades miss faces that fill the frame, so the grey image is brought to ~400 px and
-    padded by half its size (edge-replicated) before detection, then boxes are mapped back.
-    """
-    import cv2
-
-    grey = np.asarray(img.convert("L"))
-    h, w = grey.shape
-    scale = 400.0 / max(h, w)
-    work = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    pad = max(work.shape) // 2
-    work = cv2.copyMakeBorder(work, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    faces = _cascade().detectMultiScale(work, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
-    if len(faces) == 0:
-        return None
-    x, y, fw, fh = max(faces, key=lambda r: r[2] * r[3])
-    return (round((x - pad) / scale), round((y - pad) / scale), round(fw / scale), round(fh / scale))
-
-
-def _square_transform(cx: float, cy: float, side: float) -> np.ndarray:
-    """Photo -> 64-px frame for an axis-aligned square of `side` centred at (cx, cy)."""
-    k = CROP / side
-    return np.array([[k, 0.0, -(cx - side / 2) * k], [0.0, k, -(cy - side / 2) * k]])
-
-
-def _box_of(transform: np.ndarray) -> tuple[int, int, int, int]:
-    """Bounding box in the photo of the 64-px frame (the whole crop, rotated or not)."""
-    corners = apply_affine(invert_affine(transform), np.array([[0, 0], [CROP, 0], [0, CROP], [CROP, CROP]]))
-    lo, hi = corners.min(0), corners.max(0)
-    return (round(lo[0]), round(lo[1]), round(hi[0]), round(hi[1]))
-
-
-def crop_face(img: Image.Image, detect: bool = True) -> FaceCrop:
-    """Photo (RGB) -> CelebA-aligned 64-px face, with the transform that maps the photo onto it.
-
-    dlib's 5 landmarks + a similarity transform onto CelebA's measured template first
-    (`core.align`); without them the Haar box and the framing constants; without a face a centre
-    crop with a notice. Parts of the crop outside the photo are filled by reflection.
-    """
-    if detect and align.available():
-        found = align.detect_landmarks(img)
-        if found is not None:
-            m = align.similarity(found.points, align.TEMPLATE_64)
-            return FaceCrop(image=_chw(align.warp(img, m)), box=_box_of(m), face=found.box, transform=m,
-                            landmarks=found.points, method="landmarks", photo=img)
-    face, why = None, "no face found"
-    if detect:
-        try:
-            face = detect_face(img)
-        except FaceDetectorUnavailable as e:
-            why = str(e)
-    if face is None:
-        m = _square_transform(img.width / 2, img.height / 2, min(img.size))
-        notice, method = (f"{why}; used a centre crop" if detect else None), "centre"
-    else:
-        x, y, fw, fh = face
-        m = _square_transform(x + fw / 2, y + fh / 2 + FRAMING_DY * fw, FRAMING_SIDE * fw)
-        notice, method = None, "haar"
-    return FaceCrop(image=_chw(align.warp(img, m)), box=_box_of(m), face=face, notice=notice, transform=m,
-                    method=method, photo=img)
-
-
-def _chw(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(arr, dtype=np.uint8)).permute(2, 0, 1).contiguous()
-
 
 # ---------------------------------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ from core.directions import FitConfig
 from core.engine import Engine, Frame, InvertOutcome, Progress, SteerOutcome
 from core.export import GifOptions, save_gif
 from core.history import EditState, Keyframes, mix_state
-from core.inversion import FaceCrop, InvertConfig
+from core.align import FaceCrop
+from core.inversion import InvertConfig
 from core.latent import alpha_range, direction_walk
 from core.session import base_z, face_z  # noqa: F401 - shared with the CLI; re-exported
 from core.steering import SteerConfig

@@ -12,7 +12,7 @@ from PIL import Image
 from core import align
 from core.align import (CROP, TEMPLATE_64, Landmarks, apply_affine, invert_affine, paste_back, paste_mask, similarity,
                         warp)
-from core.inversion import crop_face
+from core.align import crop_face
 
 
 def _similarity_matrix(angle_deg: float, scale: float, tx: float, ty: float) -> np.ndarray:
@@ -112,15 +112,13 @@ def test_paste_back_puts_the_crop_back_where_it_came_from():
 
 
 def test_fallback_crops_carry_their_transform(monkeypatch):
-    import core.inversion as inversion
-
     monkeypatch.setattr(align, "detect_landmarks", lambda img: None)
-    monkeypatch.setattr(inversion, "detect_face", lambda img: (100, 80, 60, 60))
+    monkeypatch.setattr(align, "detect_face", lambda img: (100, 80, 60, 60))
     crop = crop_face(Image.new("RGB", (300, 400), (90, 100, 110)))
     assert crop.method == "haar" and crop.image.shape == (3, 64, 64) and crop.image.dtype == torch.uint8
     corners = apply_affine(invert_affine(crop.transform), np.array([[0, 0], [CROP, CROP]]))
     assert np.allclose(corners.ravel(), crop.box, atol=1)
-    monkeypatch.setattr(inversion, "detect_face", lambda img: None)
+    monkeypatch.setattr(align, "detect_face", lambda img: None)
     crop = crop_face(Image.new("RGB", (300, 200), (90, 100, 110)))
     assert crop.method == "centre" and crop.box == (50, 0, 250, 200) and crop.notice
 

@@ -13,7 +13,8 @@ from core.checkpoint import CheckpointError, load_checkpoint
 from core.data import ImageLoadError
 from core.directions import load_directions, orthogonalise
 from core.engine import Engine, Notice, Progress
-from core.inversion import FRAMING_SIDE, InvertConfig, crop_face
+from core.align import FRAMING_SIDE, crop_face
+from core.inversion import InvertConfig
 from core.steering import SteerConfig, steer
 from core.worker import JobCancelled, run_inline
 
@@ -243,9 +244,10 @@ def test_blank_photo_falls_back_to_centre_crop_with_notice(engine):
 
 
 def test_crop_follows_the_detected_face(monkeypatch):
-    import core.inversion as inversion
+    import core.align as align
 
-    monkeypatch.setattr(inversion, "detect_face", lambda img: (100, 80, 60, 60))
+    monkeypatch.setattr(align, "available", lambda: False)  # the Haar path
+    monkeypatch.setattr(align, "detect_face", lambda img: (100, 80, 60, 60))
     arr = np.zeros((400, 300, 3), np.uint8)
     crop = crop_face(Image.fromarray(arr))
     left, top, right, bottom = crop.box
@@ -259,10 +261,9 @@ def test_an_opencv_without_a_face_detector_gives_a_centre_crop_that_says_why(mon
     import cv2
 
     import core.align as align
-    import core.inversion as inversion
 
     monkeypatch.setattr(align, "available", lambda: False)  # no dlib landmarks either
-    monkeypatch.setattr(inversion, "_CASCADE", None)
+    monkeypatch.setattr(align, "_CASCADE", None)
     monkeypatch.delattr(cv2, "CascadeClassifier")
     crop = crop_face(Image.fromarray(np.full((200, 300, 3), 90, np.uint8)))
     assert crop.method == "centre" and crop.box == (50, 0, 250, 200) and crop.image.shape == (3, 64, 64)

@@ -10,7 +10,8 @@ import torch
 from conftest import shared_data
 from core.directions import load_directions
 from core.engine import MODELS_DIR, Engine
-from core.inversion import FaceCrop, InvertConfig
+from core.align import FaceCrop
+from core.inversion import InvertConfig
 from core.metrics import psnr
 from core.steering import SteerConfig, steer
 from core.worker import run_inline

@@ -14,7 +14,8 @@ from core.engine import Engine
 from core.data import to_uint8
 from core.directions import FitConfig
 from core.history import EditState, SeedPoint
-from core.inversion import FaceCrop, InvertConfig
+from core.align import FaceCrop
+from core.inversion import InvertConfig
 from core.jobs import mix_face
 from core.latent import on_sphere
 from core.models import Encoder, EncoderConfig, Generator, StyleGenerator, StyleGeneratorConfig, WSpaceGenerator

@@ -7,7 +7,8 @@ import torch
 
 from core.checkpoint import state_hash
 from core.engine import TUNED_CACHE, Engine
-from core.inversion import FaceCrop, InvertConfig
+from core.align import FaceCrop
+from core.inversion import InvertConfig
 from core.metrics import psnr
 from core.models import Generator, GeneratorConfig, prepare_for_inference
 from core.tuning import GeneratorDelta, TuneConfig, make_delta, tune_generator

@@ -175,3 +175,32 @@ def test_no_model_runs_on_the_gui_thread_when_a_slider_moves(make_window, qtbot,
     w.attribute_panel.rows["Smiling"].slider.setValue(40)
     settle(w, qtbot)
     assert on_gui and not any(on_gui)
+
+
+def test_a_tight_photo_shows_what_was_filled_in_and_judges_the_face_alone(make_window, qtbot, monkeypatch, tmp_path):
+    """A UTKFace-style crop: the face fills the picture, so the aligned crop is partly filled in."""
+    import numpy as np
+    from PIL import Image
+
+    import core.align
+    import ui.photo_flow
+    from test_ui_photos import drop, files
+
+    path = tmp_path / "tight.png"
+    Image.fromarray(np.full((80, 80, 3), 150, np.uint8)).save(path)
+    pts = core.align.TEMPLATE_64 * 1.6 - 11.2  # the crop spans 102 px of an 80-px picture
+    monkeypatch.setattr(core.align, "detect_landmarks", lambda img, upscale=None: core.align.Landmarks(pts, (0, 0, 80, 80)))
+    monkeypatch.setattr(core.align, "available", lambda: True)
+    seen = []
+    monkeypatch.setattr(ui.photo_flow, "identity_distance", lambda a, b: seen.append((a, b)) or 0.3)
+    w = make_window()
+    assert drop(w, files(path))
+    settle(w, qtbot)
+    crop = w.current_photo().found.crop
+    assert crop.padded_share > 0.1
+    text = w.photo_panel.text()
+    assert "lies outside the photo (shaded)" in text and "judged on the face alone" in text
+    a, b = seen[-1]
+    outside = torch.from_numpy(crop.inside < 0.5)
+    assert outside.any() and (a[:, outside] == 128).all() and (b[:, outside] == 128).all()  # border left out
+    assert not torch.equal(crop.padding_shown(), crop.image)  # the panel shades it

@@ -16,7 +16,8 @@ from core import identity
 from core.latent import renormalise
 from core.checkpoint import CheckpointError, load_checkpoint
 from core.engine import MODELS_DIR, Engine
-from core.inversion import FaceCrop, InvertConfig
+from core.align import FaceCrop
+from core.inversion import InvertConfig
 from core.steering import SteerConfig
 from core.worker import run_inline
 from training import eval_control
@@ -57,7 +58,7 @@ def test_identity_accepts_model_range_and_uint8_alike(metric, shipped_faces):
 @needs_dlib
 def test_identity_tells_two_real_people_apart(metric):
     from core.data import open_image
-    from core.inversion import crop_face
+    from core.align import crop_face
 
     photos = sorted(shared_data("photos").glob("*.jpg"))[:6]
     faces = torch.stack([crop_face(open_image(p)).image for p in photos])

@@ -109,8 +109,12 @@ class EditFlow:
                 self.readout.setText(f"{text} {identity_words(distance)}")
 
         photo = self.current_photo()  # a photo's face is compared with the photo itself, as its likeness was
-        reference = photo.found.crop.image if photo is not None else start.image
-        self.bridge.request("identity", identity_distance, reference, frame.image, name="identity readout",
+        if photo is not None:
+            crop = photo.found.crop
+            reference, shown = crop.face_only(crop.image), crop.face_only(frame.image)
+        else:
+            reference, shown = start.image, frame.image
+        self.bridge.request("identity", identity_distance, reference, shown, name="identity readout",
                             on_result=show)
 
     def _previewing(self) -> bool:

@@ -24,6 +24,7 @@ from ui.photo_panel import THUMB
 
 PHOTOS_KEPT = 8  # photos whose panel undo can bring back (each keeps a thumbnail and a 64-px crop)
 FIND, INVERT = "find the face", "photo to face"  # the photo jobs' names (the status bar shows them)
+PADDED_NOTE = 0.10  # a crop this much filled in (a tight photo) says so beside the likeness
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
@@ -140,7 +141,7 @@ class PhotoFlow:
         panel = self.photo_panel
         panel.setVisible(True)
         panel.set_photo(found.thumbnail, found.outline, name)
-        panel.set_crop(found.crop.image)
+        panel.set_crop(found.crop.padding_shown())  # what the photo did not have is shaded
 
     def invert_crop(self, found: FoundFace, name: str) -> Task | None:
         if self._closing:
@@ -182,11 +183,16 @@ class PhotoFlow:
         self.photo_faces = (photo, *self.photo_faces[:PHOTOS_KEPT - 1])
         self._apply(state, frame=frame)
         self.photo_panel.set_text("Ready to edit; checking the likeness…")
-        self.bridge.submit(identity_distance, found.crop.image, frame.image, name="likeness check",
-                           on_result=lambda distance: self._on_likeness(photo, distance))
+        crop = found.crop  # judged on the face: the filled-in border is left out of both pictures
+        self.bridge.submit(identity_distance, crop.face_only(crop.image), crop.face_only(frame.image),
+                           name="likeness check", on_result=lambda distance: self._on_likeness(photo, distance))
 
     def _on_likeness(self, photo: PhotoFace, distance: float | None) -> None:
         photo.likeness = likeness_words(distance) or "Ready to edit."
+        padded = photo.found.crop.padded_share
+        if padded >= PADDED_NOTE:
+            photo.likeness += (f" {100 * padded:.0f} % of the aligned crop lies outside the photo (shaded): it was "
+                               "filled in, and the likeness is judged on the face alone.")
         if photo is self.current_photo() and not self._photo_job_running():
             self.photo_panel.set_text(self._panel_likeness(photo))
 
