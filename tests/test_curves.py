@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 from PIL import Image
 
 from conftest import write_celeba
 from core.checkpoint import load_checkpoint
 from training import eval_curves, train_gan
+
+pytestmark = pytest.mark.slow  # trains real (tiny) models: `pytest -m "not slow"` skips them
 
 
 def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatch):

@@ -17,6 +17,8 @@ from conftest import write_celeba
 from core.checkpoint import load_checkpoint
 from training.common import BatchSampler, param_hash
 
+pytestmark = pytest.mark.slow  # trains real (tiny) models: `pytest -m "not slow"` skips them
+
 WORLD = 2
 
 

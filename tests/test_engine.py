@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,6 +296,3 @@ def test_path_rendering_yields_progress(engine):
     assert len(frames) == 70 and events[-1].step == 70 and events[-1].total == 70
     assert torch.equal(frames[5].z, zs[5])
 
-
-def test_models_dir_path_type(tiny_models):
-    assert isinstance(tiny_models, Path)

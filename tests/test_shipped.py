@@ -2,7 +2,6 @@
 and (when ../shared/data is present) the model card's quality bars recomputed from scratch."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -92,6 +91,3 @@ def test_model_card_bars_on_real_data(tmp_path):
     inv = results["inversion"]["heldout"]
     assert inv["n"] == 4 and inv["psnr"] > 20.0 and "photos" not in results["inversion"]
 
-
-def test_models_dir_is_inside_the_repo():
-    assert MODELS_DIR.parent.name == "resources" and isinstance(MODELS_DIR, Path)

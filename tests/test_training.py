@@ -13,6 +13,8 @@ from training import bench_gan, train_classifier, train_encoder, train_gan
 from training.common import BatchSampler, balance_weights, parse_balance
 from training.diffaug import diff_augment, parse_policy
 
+pytestmark = pytest.mark.slow  # trains real (tiny) models: `pytest -m "not slow"` skips them
+
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:

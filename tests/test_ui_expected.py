@@ -250,7 +250,7 @@ def test_rows_fit_the_panel_at_the_smallest_window(make_window, qtbot):
     w = make_window()
     w.resize(w.minimumSize())
     assert (w.width(), w.height()) == (1024, 640)
-    qtbot.wait(50)
+    w.layout().activate()  # lay the resized window out now, instead of waiting for it
     QApplication.processEvents()
     panel = w.attribute_panel
     viewport = panel.scroll.viewport()

@@ -219,24 +219,30 @@ def record(widget, method: str) -> list[str]:
 
 
 def slow_inversion(w, monkeypatch, pause: float = 0.03) -> None:
-    """The inversion in step with the window: each item waits (up to 1 s) until the window has taken
-    it, then `pause` s more, so no stage is skipped and a test can act in a chosen one."""
-    real = w.engine.invert_job
+    """The inversion in step with the window: after each progress item the worker waits until the
+    window has handled it (an event the window's handler sets), then `pause` s more so that a test
+    sees each stage on screen and can act in a chosen one."""
+    real_job, real_handler = w.engine.invert_job, w._on_invert_progress
+    taken = threading.Event()
+
+    def handler(task, config, item):
+        real_handler(task, config, item)
+        taken.set()
 
     def in_step(*args, **kwargs):
-        job = real(*args, **kwargs)
+        job = real_job(*args, **kwargs)
         while True:
             try:
                 item = next(job)
             except StopIteration as stop:
                 return stop.value
+            taken.clear()
             yield item
-            deadline = time.monotonic() + 1.0
-            while (isinstance(item, Progress) and time.monotonic() < deadline
-                   and getattr(w._face_task, "last_progress", None) is not item):
-                time.sleep(0.002)
-            time.sleep(pause)
+            if isinstance(item, Progress):
+                taken.wait(30)  # a bound for a stuck window only; normally milliseconds
+                time.sleep(pause)
 
+    monkeypatch.setattr(w, "_on_invert_progress", handler)
     monkeypatch.setattr(w.engine, "invert_job", in_step)
 
 
