@@ -75,7 +75,7 @@ CHILD = textwrap.dedent("""
     from PySide6.QtWidgets import QApplication
 
     models, data, settings_file, truth, cache = sys.argv[1:6]
-    sys.path.insert(0, os.getcwd())
+    sys.path[:0] = [os.getcwd(), os.path.join(os.getcwd(), "tests")]  # the repo, and conftest beside this test
     from core.engine import Engine
     from core.steering import SteerConfig
     from ui.app import run

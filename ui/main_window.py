@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from PySide6.QtCore import QSettings, QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QMainWindow, QProgressBar, QSizePolicy, QSpinBox,
@@ -17,7 +18,7 @@ from core.directions import FitConfig
 from core.engine import Engine, Frame, SteerOutcome
 from core.history import EditState, History, Keyframes, Snapshots
 from core.inversion import InvertConfig
-from core.jobs import CanvasMap
+from core.jobs import CanvasMap, FaceResult, render_face
 from core.policy import WINDOW_STEER
 from core.session import Session, models_info
 from core.worker import JobState
@@ -36,6 +37,8 @@ from ui.photo_flow import PhotoFlow
 from ui.photo_panel import PhotoPanel
 from ui.snapshot_strip import SnapshotStrip
 from ui.theme import theme_actions
+
+BLANK_SNAPSHOT = torch.zeros(3, 64, 64, dtype=torch.uint8)  # a snapshot saved without its picture
 
 
 def _session_part(name: str) -> property:
@@ -366,6 +369,40 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         return self.shortcuts_dialog
 
     # =========================================================================== status, messages
+    # =========================================================================== a whole session
+    def set_snapshots(self, snapshots: Snapshots) -> None:
+        """Show these snapshots in the strip (the window edits them from now on)."""
+        self.snapshots = snapshots
+        self.snapshot_strip.clear()
+        for snap in snapshots:
+            self.snapshot_strip.add(snap.image if snap.image is not None else BLANK_SNAPSHOT, snap.label)
+
+    def use_session(self, session: Session) -> None:
+        """Make `session` the one being edited: its history (at its position), snapshots, pins and
+        "before" face; the current face is rendered (a session keeps a photo's generator, not its
+        crop, so no photo panel)."""
+        self._cancel_face_jobs()
+        self.set_playing(False)
+        self.clear_pins()
+        self.history = session.history
+        self.set_snapshots(session.snapshots)
+        self.keyframes = session.keyframes
+        self._pin_uv = [k.uv if k.uv is not None else (0.0, 0.0) for k in session.keyframes]
+        self.canvas_panel.canvas.set_pins(self._pin_uv)
+        self.canvas_panel.set_pin_count(len(session.keyframes))
+        start = session.start or session.current
+        self._start_state, self.start_frame = start, None
+        self.photo_faces = ()
+        self._sync_photo_panel()
+        if start is not session.current:  # the "before" face is rendered on its own
+            def on_start(result: FaceResult) -> None:
+                if self._start_state is result.state:
+                    self.start_frame = result.frame
+                    self._update_readout()
+
+            self.bridge.submit(render_face, self.engine, start, name="render the before face", on_result=on_start)
+        self._apply(session.current, push=False)
+
     def show_message(self, text: str, kind: str = "error", action: tuple[str, Any] | None = None) -> None:
         self.message_bar.show_message(text, kind, action)
 

@@ -23,19 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from PySide6.QtCore import QEvent, QLockFile, QObject, QSettings, QStandardPaths, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from core.messages import one_line
-from core.jobs import render_face
 from core.session import (SUFFIX, Encoded, ModelsInfo, Session, SessionError, encode, load_session, models_info,
                           read_meta, write_encoded)
 
 AUTOSAVE_POLL_MS = 500
 MAX_SLOTS = 8  # windows open at once, each with its own autosave file
-BLANK = torch.zeros(3, 64, 64, dtype=torch.uint8)
 
 _serials: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _next_serial = [0]
@@ -81,38 +78,6 @@ def save_fingerprint(session: Session) -> tuple:
 
 def models_check(window) -> ModelsInfo:
     return ModelsInfo(z_dim=window.engine.z_dim, attributes=list(window.engine.attributes))
-
-
-def set_snapshots(window, snapshots) -> None:
-    window.snapshots = snapshots
-    window.snapshot_strip.clear()
-    for snap in snapshots:
-        window.snapshot_strip.add(snap.image if snap.image is not None else BLANK, snap.label)
-
-
-def apply_session(window, session: Session) -> None:
-    """Make `session` the window's: its history (at its position), snapshots, pins and "before" face."""
-    window._cancel_face_jobs()
-    window.set_playing(False)
-    window.clear_pins()
-    window.history = session.history
-    set_snapshots(window, session.snapshots)
-    window.keyframes = session.keyframes
-    window._pin_uv = [k.uv if k.uv is not None else (0.0, 0.0) for k in session.keyframes]
-    window.canvas_panel.canvas.set_pins(window._pin_uv)
-    window.canvas_panel.set_pin_count(len(session.keyframes))
-    start = session.start or session.current
-    window._start_state, window.start_frame = start, None
-    window.photo_faces = ()  # a session keeps a photo's generator, not its crop: no photo panel
-    window._sync_photo_panel()
-    if start is not session.current:  # the "before" face is rendered on its own
-        def on_start(result) -> None:
-            if window._start_state is result.state:
-                window.start_frame = result.frame
-                window._update_readout()
-
-        window.bridge.submit(render_face, window.engine, start, name="render the before face", on_result=on_start)
-    window._apply(session.current, push=False)
 
 
 class _Writer:
@@ -288,12 +253,12 @@ class SessionFlow(QObject):
                                      f"{one_line(exc)}{where}", "warning")
             return
         if not clean and self.ask_restore(self.window, saved_at):
-            apply_session(self.window, session)
+            self.window.use_session(session)
             self._clean_work = None  # restored work is not saved to a file yet
             self.window.status_text.setText("Restored the autosaved editing session")
             self._note_other_models(session)
         elif len(session.snapshots):
-            set_snapshots(self.window, session.snapshots)
+            self.window.set_snapshots(session.snapshots)
             self._clean_work = work_fingerprint(window_session(self.window))
 
     @staticmethod
@@ -384,7 +349,7 @@ class SessionFlow(QObject):
         except SessionError as exc:
             self.window.show_message(f"{exc}. Nothing was changed.")
             return False
-        apply_session(self.window, session)
+        self.window.use_session(session)
         self._note_other_models(session)
         self.path = Path(path)
         self._clean_work = work_fingerprint(window_session(self.window))
