@@ -201,12 +201,14 @@ def _canonical(engine, names: list[str], option: str) -> list[str]:
 
 
 def _gif_request(args: argparse.Namespace, source: str, **fields):
-    """The GIF the window's dialog would make (core.jobs.export_gif), from the command's options."""
+    """The GIF the window's dialog would make (core.jobs.export_gif), from the command's options;
+    `source` names its kind: steer, path or walk."""
     from core.export import GifOptions
-    from core.jobs import GifRequest
+    from core.jobs import PathGif, SteerGif, WalkGif
 
+    kind = {"steer": SteerGif, "path": PathGif, "walk": WalkGif}[source]
     options = GifOptions(size=args.size, smooth=args.smooth, fps=args.fps, pingpong=args.pingpong)
-    return GifRequest(source=source, path=Path(args.out), options=options, captions=args.captions, **fields)
+    return kind(path=Path(args.out), options=options, captions=args.captions, **fields)
 
 
 def _caption(engine, frame, names: list[str]) -> str:
@@ -250,7 +252,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
         raise ValueError("say what to change: --more ATTR and/or --less ATTR")
     _check_out(args.out, ".gif", ".png")
     if args.out.lower().endswith(".gif"):
-        _gif_request(args, "steer").options.validate(n_frames=args.steps + 1)  # frames × size², before any work
+        _gif_request(args, "steer", steps=[], targets=[]).options.validate(n_frames=args.steps + 1)  # before any work
     engine = _engine(args)
     more, less = _canonical(engine, args.more, "--more"), _canonical(engine, args.less, "--less")
     both = sorted(set(more) & set(less))
@@ -283,7 +285,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
         path = (save_png(photo.paste([last.image])[0], args.out) if photo is not None
                 else save_png(last.image, args.out, size=args.size, smooth=args.smooth))
     else:
-        request = _gif_request(args, "steer", steer_frames=outcome.frames, steer_targets=names, photo=photo)
+        request = _gif_request(args, "steer", steps=outcome.frames, targets=names, photo=photo)
         path = run_inline(export_gif, engine, request)
     print(f"wrote {path}")
     label = " ".join([f"more {a}" for a in more] + [f"less {a}" for a in less])
@@ -335,7 +337,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from core.align import paste_back
     from core.data import open_image
     from core.export import save_png
-    from core.inversion import InvertConfig, crop_face
+    from core.align import crop_face
+    from core.inversion import InvertConfig
     from core.worker import run_inline
 
     from core.session import SessionFile
@@ -391,11 +394,11 @@ def cmd_walk(args: argparse.Namespace) -> int:
         _check_alpha("--max-alpha", args.max_alpha, engine.z_dim)
         engine.attribute_index(args.direction)  # a clear error for an unknown name, before any work
         request = _gif_request(args, "walk", state=origin, attribute=args.direction,
-                               max_alpha=args.max_alpha, frames=args.frames, walk_loop=args.loop)
+                               max_alpha=args.max_alpha, count=args.frames, loop=args.loop)
         count = args.frames
     elif args.to_seed:
         pins = [origin] + [seed_state(s) for s in args.to_seed]
-        request = _gif_request(args, "path", pins=pins, frames_per_segment=args.frames, loop_path=args.loop)
+        request = _gif_request(args, "path", pins=pins, frames_per_segment=args.frames, loop=args.loop)
         count = (len(pins) - (0 if args.loop else 1)) * args.frames + (0 if args.loop else 1)
     else:
         raise ValueError("give --to-seed N (keyframes) or --direction ATTR")

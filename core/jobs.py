@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -185,23 +185,71 @@ def invert_photo(engine: Engine, crop: FaceCrop, config: InvertConfig) -> Iterat
 # GIF export
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GifRequest:
-    source: str  # "steer" | "path" | "walk"
+    """What every GIF says: where, how (size, fps, loop…), captions or not, and whether each frame is
+    pasted into the photo the face came from (then it has the photo's size, not `options.size`).
+    One subclass per source says what its frames are."""
+
     path: Path
     options: GifOptions
     captions: bool = False
-    steer_frames: list[Frame] | None = None
-    steer_targets: list[str] = field(default_factory=list)
-    pins: list[EditState] = field(default_factory=list)
+    photo: PhotoPlacement | None = None
+
+    def frames(self, engine: Engine) -> Iterator[Progress]:
+        """Render this source's frames; returns (frames, one caption per frame)."""
+        raise NotImplementedError
+        yield  # a job
+
+
+@dataclass(kw_only=True)
+class SteerGif(GifRequest):
+    """The frames of a steering run, captioned with the targets' probabilities."""
+
+    steps: list[Frame]
+    targets: list[str]
+
+    def frames(self, engine: Engine) -> Iterator[Progress]:
+        if not self.steps:
+            raise ValueError("there is no steering run to export yet: use a more/less button first")
+        return list(self.steps), [probs_caption(engine, f, self.targets) for f in self.steps]
+        yield  # a job
+
+
+@dataclass(kw_only=True)
+class PathGif(GifRequest):
+    """The path through keyframe pins, as the window's Play shows it."""
+
+    pins: list[EditState]
     frames_per_segment: int = 12
-    loop_path: bool = False
-    state: EditState | None = None
-    attribute: str | None = None
+    loop: bool = False
+
+    def frames(self, engine: Engine) -> Iterator[Progress]:
+        frames = yield from keyframe_frames(engine, self.pins, self.frames_per_segment, self.loop)
+        return frames, [f"{i + 1}/{len(frames)}" for i in range(len(frames))]
+
+
+@dataclass(kw_only=True)
+class WalkGif(GifRequest):
+    """A face walked along one attribute's direction from −max to +max (`loop`: 0 → +max → −max → 0)."""
+
+    state: EditState
+    attribute: str
     max_alpha: float = 3.0
-    frames: int = 24
-    walk_loop: bool = False  # the walk as one looping sweep 0 → +max → −max (else −max → +max)
-    photo: PhotoPlacement | None = None  # paste every frame into this photo (its own size, not options.size)
+    count: int = 24
+    loop: bool = False
+
+    def frames(self, engine: Engine) -> Iterator[Progress]:
+        if self.state is None or not self.attribute:
+            raise ValueError("choose a face and an attribute to walk along")
+        index = engine.attribute_index(self.attribute)
+        vectors = engine.require_directions().vectors
+        axis = Axis("attribute", index, self.attribute)
+        alphas = alpha_range(self.max_alpha, self.count, pingpong=self.loop)
+        zs = direction_walk(face_z(engine, self.state), axis_vector(axis, vectors, engine.z_dim), alphas)
+        frames = yield from engine.render_path_job(zs, self.state.generator)
+        return frames, [f"{self.attribute.replace('_', ' ')} {a:+.1f}  p {f.probs.tolist()[index]:.2f}"
+                        for a, f in zip(alphas.tolist(), frames)]
 
 
 def probs_caption(engine: Engine, frame: Frame, names: list[str]) -> str:
@@ -211,28 +259,8 @@ def probs_caption(engine: Engine, frame: Frame, names: list[str]) -> str:
 
 
 def export_gif(engine: Engine, request: GifRequest) -> Iterator[Progress]:
-    """Render the chosen source (if it needs rendering), caption it, write the GIF; returns its path."""
-    if request.source == "steer":
-        if not request.steer_frames:
-            raise ValueError("there is no steering run to export yet: use a more/less button first")
-        frames = list(request.steer_frames)
-        captions = [probs_caption(engine, f, request.steer_targets) for f in frames]
-    elif request.source == "path":
-        frames = yield from keyframe_frames(engine, request.pins, request.frames_per_segment, request.loop_path)
-        captions = [f"{i + 1}/{len(frames)}" for i in range(len(frames))]
-    elif request.source == "walk":
-        if request.state is None or not request.attribute:
-            raise ValueError("choose a face and an attribute to walk along")
-        index = engine.attribute_index(request.attribute)
-        vectors = engine.require_directions().vectors
-        axis = Axis("attribute", index, request.attribute)
-        alphas = alpha_range(request.max_alpha, request.frames, pingpong=request.walk_loop)
-        zs = direction_walk(face_z(engine, request.state), axis_vector(axis, vectors, engine.z_dim), alphas)
-        frames = yield from engine.render_path_job(zs, request.state.generator)
-        captions = [f"{request.attribute.replace('_', ' ')} {a:+.1f}  p {f.probs.tolist()[index]:.2f}"
-                    for a, f in zip(alphas.tolist(), frames)]
-    else:
-        raise ValueError(f"unknown GIF source {request.source!r}")
+    """Render the request's frames (if they need rendering), caption them, write the GIF; returns its path."""
+    frames, captions = yield from request.frames(engine)
     options = dataclasses.replace(request.options, captions=captions if request.captions else None)
     images = [f.image for f in frames]
     if request.photo is not None:

@@ -37,7 +37,8 @@ from PIL import Image
 
 from core.data import open_image
 from core.engine import MODELS_DIR, Engine
-from core.inversion import InvertConfig, crop_face, invert
+from core.align import crop_face
+from core.inversion import InvertConfig, invert
 from core.steering import SteerConfig, steer
 from core.worker import run_inline
 

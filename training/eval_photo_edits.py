@@ -23,7 +23,8 @@ import torch
 
 from core.engine import MODELS_DIR, Engine
 from core.identity import SAME_PERSON
-from core.inversion import FaceCrop, InvertConfig
+from core.align import FaceCrop
+from core.inversion import InvertConfig
 from core.tuning import GeneratorDelta
 from core.worker import run_inline
 from training.eval_control import ATTRIBUTES, IDENTITY_ATTRIBUTES

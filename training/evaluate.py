@@ -155,7 +155,7 @@ def yardstick_results(args: argparse.Namespace, sticks: Yardsticks, gen, base_ge
 def inversion_results(args: argparse.Namespace, sticks: Yardsticks, held_x: torch.Tensor) -> dict:
     """The app's whole inversion (`Engine.invert_job`) on aligned held-out faces and on real photos."""
     from core.engine import Engine, InvertOutcome
-    from core.inversion import FaceCrop
+    from core.align import FaceCrop
     from core.worker import run_inline
 
     engine = Engine(args.models, device=args.device, start_worker=False)

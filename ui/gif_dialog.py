@@ -18,7 +18,7 @@ from core.align import PLACEMENT_SIDE, PhotoPlacement
 from core.engine import Engine, Progress
 from core.export import MAX_FPS, MAX_GIF_SIZE, MIN_FPS, MIN_GIF_SIZE, GifOptions
 from core.history import EditState
-from core.jobs import GifRequest, export_gif
+from core.jobs import GifRequest, PathGif, SteerGif, WalkGif, export_gif
 from core.policy import PATH_FRAMES_PER_SEGMENT, PATH_LOOPS
 from ui.attribute_panel import display_name
 from ui.bridge import Bridge, Task
@@ -324,14 +324,18 @@ class GifDialog(QDialog):
         return path
 
     def request(self) -> GifRequest:
+        """The chosen source as its own kind of request (core.jobs: SteerGif, PathGif, WalkGif)."""
         src = self.sources
-        return GifRequest(source=self.current_source(), path=self.output_path(), options=self.options(),
-                          captions=self.captions.isChecked(), steer_frames=src.steer_frames,
-                          steer_targets=list(src.steer_targets), pins=list(src.pins),
-                          frames_per_segment=self.segment_frames.value(), loop_path=self.loop_path.isChecked(),
-                          state=src.state, attribute=self.walk_attribute.currentData(),
-                          max_alpha=self.max_alpha.value(), frames=self.walk_frames.value(),
-                          photo=src.photo if self.pasting() else None)
+        common = dict(path=self.output_path(), options=self.options(), captions=self.captions.isChecked(),
+                      photo=src.photo if self.pasting() else None)
+        source = self.current_source()
+        if source == "steer":
+            return SteerGif(steps=list(src.steer_frames or []), targets=list(src.steer_targets), **common)
+        if source == "path":
+            return PathGif(pins=list(src.pins), frames_per_segment=self.segment_frames.value(),
+                           loop=self.loop_path.isChecked(), **common)
+        return WalkGif(state=src.state, attribute=self.walk_attribute.currentData(), max_alpha=self.max_alpha.value(),
+                       count=self.walk_frames.value(), **common)
 
     # -- export ------------------------------------------------------------------------------
     def start_export(self) -> Task | None:
