@@ -289,8 +289,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
         path = run_inline(export_gif, engine, request)
     print(f"wrote {path}")
     label = " ".join([f"more {a}" for a in more] + [f"less {a}" for a in less])
-    if session.record(origin, EditState(base=last.z, locked=origin.locked, label=label, z=last.z,
-                                        generator=origin.generator)):
+    if session.record(origin, EditState.steered(origin, last.z, label)):
         print(f"recorded the steered face in {args.session}")
     return 0
 
@@ -374,7 +373,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
         from core.history import EditState
 
         z = outcome.frame.z
-        face = EditState(base=z, label=f"photo {Path(args.photo).name}", z=z, generator=outcome.delta)
+        face = EditState.photo_face(z, Path(args.photo).name, outcome.delta)
         print(f"recorded the photo's face in {session.record(face)}")
     return 0
 
@@ -382,7 +381,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
 def cmd_walk(args: argparse.Namespace) -> int:
     from core.jobs import export_gif
     from core.policy import SLIDER_MAX_ALPHA
-    from core.session import SessionFile, seed_state
+    from core.history import EditState
+    from core.session import SessionFile
     from core.worker import run_inline
 
     _check_out(args.out, ".gif")
@@ -397,7 +397,7 @@ def cmd_walk(args: argparse.Namespace) -> int:
                                max_alpha=args.max_alpha, count=args.frames, loop=args.loop)
         count = args.frames
     elif args.to_seed:
-        pins = [origin] + [seed_state(s) for s in args.to_seed]
+        pins = [origin] + [EditState.seed_face(s) for s in args.to_seed]
         request = _gif_request(args, "path", pins=pins, frames_per_segment=args.frames, loop=args.loop)
         count = (len(pins) - (0 if args.loop else 1)) * args.frames + (0 if args.loop else 1)
     else:

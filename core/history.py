@@ -76,6 +76,22 @@ class EditState:
     z: Tensor | None = None
     generator: Any = None  # a photo's own generator change (core.tuning.GeneratorDelta); None: the shared G
 
+    @classmethod
+    def seed_face(cls, seed: int) -> EditState:
+        """A new random face: the code of `seed`, nothing edited."""
+        return cls(base=SeedPoint(seed), label=f"seed {seed}", seed=seed)
+
+    @classmethod
+    def steered(cls, origin: EditState, z: Tensor, label: str) -> EditState:
+        """The face a steering run from `origin` ended at: its code is the new base (sliders restart
+        from 0), with the origin's locks and own generator."""
+        return cls(base=z, locked=origin.locked, label=label, z=z, generator=origin.generator)
+
+    @classmethod
+    def photo_face(cls, z: Tensor, name: str, generator: Any) -> EditState:
+        """A photo's editable face: its inverted code under its own tuned generator."""
+        return cls(base=z, label=f"photo {name}", z=z, generator=generator)
+
     def __post_init__(self) -> None:
         if not isinstance(self.base, (torch.Tensor, SeedPoint, PlanePoint)):
             raise TypeError(f"base must be a tensor, SeedPoint or PlanePoint, got {type(self.base).__name__}")

@@ -146,10 +146,6 @@ def face_z(engine: Any, state: EditState) -> Tensor:
     return engine.edit_z(base, state.edits, state.locked_list, state.generator) if state.edits else base
 
 
-def seed_state(seed: int) -> EditState:
-    """A new random face, as the window makes it."""
-    return EditState(base=SeedPoint(seed), label=f"seed {seed}", seed=seed)
-
 
 def models_info(engine: Any) -> ModelsInfo:
     return ModelsInfo(z_dim=engine.z_dim, attributes=list(engine.attributes),
@@ -179,7 +175,7 @@ class SessionFile:
         """The face to start from: the session's current face, or the random face of `seed` (default 0)."""
         if self.session is not None and seed is None:
             return self.session.current
-        return seed_state(0 if seed is None else seed)
+        return EditState.seed_face(0 if seed is None else seed)
 
     def record(self, origin: EditState, *results: EditState) -> Path | None:
         """Add `results` after `origin` (a new face when the session does not hold it yet) and save."""

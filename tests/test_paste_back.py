@@ -14,7 +14,7 @@ from core.align import CROP, PLACEMENT_SIDE, Paster, PhotoPlacement, paste_back,
 from core.engine import Engine
 from core.export import GifOptions, save_gif
 from core.history import EditState
-from core.session import Session, load_session, models_info, save_session, seed_state
+from core.session import Session, load_session, models_info, save_session
 from core.tuning import GeneratorDelta
 
 
@@ -128,7 +128,7 @@ def test_steer_in_photo_writes_the_gif_at_the_photos_size(tiny_models, tmp_path,
     frames = _gif_frames(out)
     assert len(frames) == 5 and frames[0].shape[:2][::-1] == state.generator.photo.size
     # a seed face has no photo: one clear sentence, nothing written
-    seed_session = _session_with(engine, seed_state(2), tmp_path / "seed.lsteer")
+    seed_session = _session_with(engine, EditState.seed_face(2), tmp_path / "seed.lsteer")
     code = main.main(["steer", "--models", str(tiny_models), "--device", "cpu", "--session", str(seed_session),
                       "--more", "Smiling", "--steps", "2", "--in-photo", "--out", str(tmp_path / "no.gif")])
     assert code == 1 and "came from a photo" in capsys.readouterr().err and not (tmp_path / "no.gif").exists()
@@ -144,7 +144,7 @@ def test_gif_dialog_offers_the_photo_only_for_a_photo_face(tiny_models, tmp_path
     bridge = Bridge(engine)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     try:
-        seed = seed_state(1)
+        seed = EditState.seed_face(1)
         frames = engine.render(engine.z_from_seed(1, 4))
         dialog = GifDialog(bridge, engine, GifSources(attributes=list(engine.attributes), state=seed,
                                                       steer_frames=frames, steer_targets=["Smiling"]), settings)

@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import QSignalBlocker
 
 from core.engine import Frame, Progress, SteerOutcome
-from core.history import EditState, PlanePoint, SeedPoint
+from core.history import EditState, PlanePoint
 from core.jobs import FaceResult, render_face, slider_end_ready, window_steer_face
 from core.readout import describe, identity_distance, identity_words, side_effects
 from core.seed import MAX_SEED
@@ -156,7 +156,7 @@ class EditFlow:
         seed = random.randint(0, SEED_BOX_MAX) if seed is None else max(0, min(MAX_SEED, int(seed)))
         self._cancel_face_jobs()
         self.set_playing(False)
-        state = EditState(base=SeedPoint(seed), label=f"seed {seed}", seed=seed)
+        state = EditState.seed_face(seed)
         self._start_new_face(state)
         self._sync_photo_panel()
         self._apply(state)
@@ -335,7 +335,7 @@ class EditFlow:
         if abs(after - before) < STUCK:  # nothing moved: say why instead of reporting a run as if it worked
             self._explain_stuck(origin, name, label, reading)
             return
-        state = EditState(base=final.z, locked=origin.locked, label=label, z=final.z, generator=origin.generator)
+        state = EditState.steered(origin, final.z, label)
         self._apply(state, frame=final)
         self.status_text.setText(f"{label}: {reading} in {steps} step{'s' if steps != 1 else ''}")
 

@@ -177,7 +177,7 @@ class PhotoFlow:
             return
         self._face_task = None
         frame = inverted.outcome.frame
-        state = EditState(base=frame.z, label=f"photo {name}", z=frame.z, generator=inverted.outcome.delta)
+        state = EditState.photo_face(frame.z, name, inverted.outcome.delta)
         self._start_new_face(state)
         photo = PhotoFace(name, found, state, Frame(z=frame.z, image=found.crop.image, probs=inverted.crop_probs))
         self.photo_faces = (photo, *self.photo_faces[:PHOTOS_KEPT - 1])
