@@ -204,3 +204,21 @@ def test_a_tight_photo_shows_what_was_filled_in_and_judges_the_face_alone(make_w
     outside = torch.from_numpy(crop.inside < 0.5)
     assert outside.any() and (a[:, outside] == 128).all() and (b[:, outside] == 128).all()  # border left out
     assert not torch.equal(crop.padding_shown(), crop.image)  # the panel shades it
+
+
+def test_the_face_view_stays_put_when_the_readout_wraps_or_the_photo_strip_appears(make_window, qtbot, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    from test_ui_photos import use_centre_crop
+
+    w = make_window()
+    QApplication.processEvents()
+    where = w.face_view.geometry()
+    w.readout.setText("Also changed: " + ", ".join(f"Attribute {i} +{i} %" for i in range(30)) + ".")
+    QApplication.processEvents()
+    assert w.face_view.geometry() == where
+    use_centre_crop(w, qtbot, tmp_path / "gradient.png")
+    settle(w, qtbot)
+    w.message_bar.dismiss()  # the offer to use the centre crop is a message of its own, not the strip
+    QApplication.processEvents()
+    assert w.photo_panel.isVisible() and w.face_view.geometry() == where

@@ -141,9 +141,14 @@ class MainWindow(EditFlow, PhotoFlow, CanvasFlow, DirectionsFlow, QMainWindow):
         fc.addLayout(row)
         self.readout = QLabel(face_col)  # what the edit did besides its target, and is it still the person
         self.readout.setWordWrap(True)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.readout.setFixedHeight(3 * self.readout.fontMetrics().lineSpacing() + 4)  # the face never jumps
+        self.readout.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         fc.addWidget(self.readout)
         self.photo_panel = PhotoPanel(face_col)  # photo | aligned crop | result, for a face from a photo
+        policy = self.photo_panel.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # its space is kept, so the face does not move when it appears
+        self.photo_panel.setSizePolicy(policy)
         self.photo_panel.setVisible(False)
         fc.addWidget(self.photo_panel)
         face_col.setMinimumWidth(280)

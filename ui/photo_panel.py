@@ -47,8 +47,12 @@ class PhotoPanel(QWidget):
         grid.setColumnStretch(3, 1)
         self.status = QLabel(self)
         self.status.setWordWrap(True)
-        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.status.setFixedHeight(3 * self.status.fontMetrics().lineSpacing() + 4)  # long lines never resize it
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.status, 2, 0, 1, 4)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.sizeHint().height())  # pictures or none, one height: the face above stays put
 
     def set_photo(self, thumbnail: Any, outline: list[tuple[float, float]] | None = None, name: str = "") -> None:
         """The whole photo (H×W×3 uint8), fitted into the square, with the aligned part outlined."""
