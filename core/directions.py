@@ -182,8 +182,7 @@ def _best_offsets(projected: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     """(A,) b such that t + b > 0 best matches the labels along each projection t (N, A).
 
     Counted, not modelled: the faces on each side of a boundary are truncated Gaussians, and the
-    equal-Gaussian-classes offset put a rare attribute's boundary far off (balanced accuracy 58 %
-    mean on the shipped G against 62 % counted).
+    equal-Gaussian-classes offset puts a rare attribute's boundary far off (docs/experiments.md).
     """
     t, order = projected.sort(dim=0)
     y = labels.gather(0, order).double()
