@@ -105,3 +105,17 @@ def summarise(distances: np.ndarray) -> dict:
     if d.size == 0:
         return {"mean": float("nan"), "same_person": float("nan"), "n": 0}
     return {"mean": float(d.mean()), "same_person": float((d < SAME_PERSON).mean()), "n": int(d.size)}
+
+
+_shared: IdentityMetric | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_metric() -> IdentityMetric | None:
+    """The one identity metric of this process (built on first use), or None without dlib: the
+    window's likeness lines and the yardsticks read the same one."""
+    global _shared
+    with _shared_lock:
+        if _shared is None and available():
+            _shared = IdentityMetric()
+    return _shared

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from core.data import to_model_range
 from core.models import Classifier
@@ -73,11 +72,11 @@ def path_length(generator: torch.nn.Module, classifier: Classifier, space: str =
     z by slerp (the prior's geometry); "w" walks a style generator's w by lerp. Lower is a
     smoother latent space — the reason a style G's sliders should change less than asked for.
     """
+    from core.latent import slerp as slerp_one
     from core.losses import feature_distance
 
     def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # a t per row
-        omega = torch.acos(F.cosine_similarity(a, b, dim=1).clamp(-1 + 1e-7, 1 - 1e-7)).unsqueeze(1)
-        return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+        return torch.stack([slerp_one(a[i], b[i], float(t[i])) for i in range(len(a))])
 
     if space not in ("z", "w"):
         raise ValueError(f"space must be 'z' or 'w', got {space!r}")

@@ -45,16 +45,9 @@ def describe(changes: list[tuple[str, float]], display=lambda name: name.replace
     return f"Also changed: {moved}."  # a sentence: the likeness words follow it
 
 
-_METRIC = None
-
-
 def identity_distance(a: torch.Tensor, b: torch.Tensor) -> float | None:
     """dlib distance between two faces (3, H, W) uint8, or None without dlib. Worker thread only."""
-    global _METRIC
     from core import identity
 
-    if _METRIC is None:
-        if not identity.available():
-            return None
-        _METRIC = identity.IdentityMetric()
-    return float(_METRIC.distance(a.unsqueeze(0), b.unsqueeze(0))[0])
+    metric = identity.shared_metric()
+    return None if metric is None else float(metric.distance(a.unsqueeze(0), b.unsqueeze(0))[0])

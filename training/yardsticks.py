@@ -33,7 +33,7 @@ class Yardsticks:
         self.evaluator = ck.model.eval()
         self.attributes = ck.attributes
         self.device = next(self.evaluator.parameters()).device
-        self.identity = identity.IdentityMetric() if identity.available() else None
+        self.identity = identity.shared_metric()
 
     @torch.no_grad()
     def _map(self, images: torch.Tensor, fn, batch_size: int = 250) -> torch.Tensor:
