@@ -339,6 +339,10 @@ class FaceCrop:
         shaded = (self.image.float() * 0.45 + 40 * stripes.float()).clamp(0, 255).to(torch.uint8)
         return torch.where(outside, shaded, self.image)
 
+    def likeness_pair(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(this crop, `image`), both with the filled-in part left out: what a likeness compares."""
+        return self.face_only(self.image), self.face_only(image)
+
     def face_only(self, image: torch.Tensor) -> torch.Tensor:
         """`image` (3, 64, 64) uint8 with this crop's filled-in part set to mid-grey, so a likeness
         reading compares faces, not a smeared border that the result copied."""

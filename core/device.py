@@ -8,6 +8,7 @@ gradient penalties and normalisation statistics stay fp32.
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,18 @@ def describe(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
+@functools.cache
+def _cpuinfo() -> str:
+    """Linux's /proc/cpuinfo, read once per process ('' where there is none)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The CPU feature flags the OS reports (Linux /proc/cpuinfo; empty where unknown)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return set()
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     flags: set[str] = set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")

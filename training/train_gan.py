@@ -426,11 +426,15 @@ def train(args: argparse.Namespace) -> dict:
     if dist.enabled and dist.main:
         print(batch_line(dist, batch))
 
-    def snapshot(step: int) -> Generator:
+    def sampling_model() -> Generator:
+        """The generator to sample from, ready (EMA BatchNorm statistics recomputed, eval mode)."""
         model = trainer.shipped
         if gen_ema is not None:
             recalibrate_batchnorm(gen_ema, device)
-        model.eval()
+        return model.eval()
+
+    def snapshot(step: int) -> Generator:
+        model = sampling_model()
         save_grid(model(fixed_z).float(), out / "samples" / f"step{step:07d}.png")
         return model
 
@@ -445,10 +449,7 @@ def train(args: argparse.Namespace) -> dict:
                         extra={"resume": {"step": step, "opt_d": trainer.opt_d.state_dict()}})
 
     def keep_snapshot(step: int, minute: int) -> None:
-        model = trainer.shipped
-        if gen_ema is not None:
-            recalibrate_batchnorm(gen_ema, device)
-        model.eval()
+        model = sampling_model()
         summary = train_summary(args, data, device, steps=step, batch_size=batch,
                                 images_seen=step * batch * args.n_critic, time_s=60.0 * minute, history=[])
         save_checkpoint(out / "snapshots" / f"minute{minute:04d}.pt", "generator", model,

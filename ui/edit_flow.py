@@ -109,11 +109,8 @@ class EditFlow:
                 self.readout.setText(f"{text} {identity_words(distance)}")
 
         photo = self.current_photo()  # a photo's face is compared with the photo itself, as its likeness was
-        if photo is not None:
-            crop = photo.found.crop
-            reference, shown = crop.face_only(crop.image), crop.face_only(frame.image)
-        else:
-            reference, shown = start.image, frame.image
+        reference, shown = (photo.found.crop.likeness_pair(frame.image) if photo is not None
+                            else (start.image, frame.image))
         self.bridge.request("identity", identity_distance, reference, shown, name="identity readout",
                             on_result=show)
 

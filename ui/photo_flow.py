@@ -183,9 +183,9 @@ class PhotoFlow:
         self.photo_faces = (photo, *self.photo_faces[:PHOTOS_KEPT - 1])
         self._apply(state, frame=frame)
         self.photo_panel.set_text("Ready to edit; checking the likeness…")
-        crop = found.crop  # judged on the face: the filled-in border is left out of both pictures
-        self.bridge.submit(identity_distance, crop.face_only(crop.image), crop.face_only(frame.image),
-                           name="likeness check", on_result=lambda distance: self._on_likeness(photo, distance))
+        # judged on the face: the filled-in border is left out of both pictures
+        self.bridge.submit(identity_distance, *found.crop.likeness_pair(frame.image), name="likeness check",
+                           on_result=lambda distance: self._on_likeness(photo, distance))
 
     def _on_likeness(self, photo: PhotoFace, distance: float | None) -> None:
         photo.likeness = likeness_words(distance) or "Ready to edit."
