@@ -122,9 +122,10 @@ def make_plane(engine: Engine, origin: Any, axis_a: Axis, axis_b: Axis) -> Laten
 
 
 def canvas_map(engine: Engine, state: EditState, axis_a: Axis, axis_b: Axis, n: int, extent: float,
-               pins: list[EditState]) -> Iterator[Progress]:
-    """The plane through the face of `state` and a map of n×n faces sampled on it."""
-    plane = make_plane(engine, face_z(engine, state), axis_a, axis_b)
+               pins: list[EditState], plane: LatentPlane | None = None) -> Iterator[Progress]:
+    """A map of n×n faces sampled on `plane`, or by default on a new plane through the face of `state`."""
+    if plane is None:
+        plane = make_plane(engine, face_z(engine, state), axis_a, axis_b)
     grid = plane.grid(n, extent)
     frames: list[Frame] = []
     for row in range(n):  # a row at a time, so a newer request can cancel the map quickly

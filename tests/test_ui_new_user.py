@@ -222,3 +222,77 @@ def test_the_face_view_stays_put_when_the_readout_wraps_or_the_photo_strip_appea
     w.message_bar.dismiss()  # the offer to use the centre crop is a message of its own, not the strip
     QApplication.processEvents()
     assert w.photo_panel.isVisible() and w.face_view.geometry() == where
+
+
+def _luminance(c) -> float:
+    def lin(v: int) -> float:
+        v = v / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+    return 0.2126 * lin(c.red()) + 0.7152 * lin(c.green()) + 0.0722 * lin(c.blue())
+
+
+def _contrast(a, b) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)))
+    return (lb + 0.05) / (la + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_percentages_read_clearly_at_any_fill(make_window, qtbot, theme):
+    """The number sits beside the bar, in the window's text colour, never half on the fill."""
+    from PySide6.QtGui import QPalette
+
+    from ui.theme import apply_theme
+
+    w = make_window()
+    apply_theme(theme)
+    try:
+        settle(w, qtbot)
+        bar = w.attribute_panel.rows["Smiling"].bar
+        fill = bar.palette().color(QPalette.ColorRole.Highlight)
+        for p, text in ((0.0, "0%"), (0.5, "50%"), (1.0, "100%")):
+            bar.set_probability(p)
+            assert bar.text() == text and w.attribute_panel.probability("Smiling") == pytest.approx(p)
+            image = bar.grab().toImage()
+            area = bar.text_rect().toAlignedRect().intersected(image.rect())
+            pixels = [image.pixelColor(x, y) for x in range(area.left(), area.right() + 1)
+                      for y in range(area.top(), area.bottom() + 1)]
+            assert not any(c.rgb() == fill.rgb() for c in pixels)  # no fill behind the digits
+            ground = max(set(c.rgb() for c in pixels), key=[c.rgb() for c in pixels].count)
+            ground = next(c for c in pixels if c.rgb() == ground)
+            assert max(_contrast(c, ground) for c in pixels) >= 4.5  # WCAG AA for text
+            assert not bar.text_rect().intersects(bar.bar_rect())
+    finally:
+        apply_theme("system")
+
+
+def test_a_reopened_session_shows_the_canvas_as_it_was(make_window, qtbot, tmp_path):
+    """Pins on the map where they were dropped, the handle on the face, the plane not re-centred."""
+    from ui.session_flow import SessionFlow
+
+    w = make_window()
+    flow = SessionFlow(w, tmp_path / "data", poll_ms=50, ask_close=lambda win: "discard",
+                       ask_restore=lambda win, t: pytest.fail("unexpected offer to restore"))
+    flow.start()
+    canvas = w.canvas_panel.canvas
+    settle(w, qtbot)
+    qtbot.mouseClick(w.canvas_panel.pin, Qt.MouseButton.LeftButton)  # a pin at the centre
+    for uv in ((1.5, -1.0), (2.5, 0.5)):
+        canvas.handle_moved.emit(*uv)
+        canvas.handle_released.emit(*uv)
+        settle(w, qtbot)
+        qtbot.mouseClick(w.canvas_panel.pin, Qt.MouseButton.LeftButton)
+    origin = w.canvas_map.plane.origin.clone()
+    path = flow.save(tmp_path / "walk")
+    w.new_face(4321)  # another face, another plane
+    settle(w, qtbot)
+    qtbot.waitUntil(lambda: not torch.allclose(w.canvas_map.plane.origin, origin), timeout=20_000)
+    assert flow.open(path)
+    settle(w, qtbot)
+    qtbot.waitUntil(lambda: w.canvas_map is not None and not canvas.is_stale(), timeout=20_000)
+    assert torch.allclose(w.canvas_map.plane.origin, origin, atol=1e-5)
+    assert canvas.handle() == pytest.approx((2.5, 0.5))
+    assert [tuple(round(c, 4) for c in uv) for uv in canvas.pins()] == [(0.0, 0.0), (1.5, -1.0), (2.5, 0.5)]
+    qtbot.mouseClick(w.canvas_panel.recentre, Qt.MouseButton.LeftButton)  # asked for: the plane moves to the face
+    settle(w, qtbot)
+    qtbot.waitUntil(lambda: canvas.handle() == (0.0, 0.0), timeout=20_000)
+    assert torch.allclose(w.canvas_map.plane.origin, w.frame.z.reshape(-1).float(), atol=1e-4)

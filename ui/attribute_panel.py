@@ -12,10 +12,11 @@ from collections.abc import Iterable, Sequence
 from PySide6.QtCore import QEvent, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QAbstractSpinBox, QDoubleSpinBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QProgressBar, QScrollArea, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
+                               QScrollArea, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
 from core.policy import SLIDER_MAX_ALPHA
 from ui.icons import IconBinder, icon
+from ui.readout_bar import RANGE as READOUT_RANGE, ReadoutBar
 
 SLIDER_STEPS = 100  # the slider runs from -SLIDER_STEPS to +SLIDER_STEPS
 MAX_ALPHA = SLIDER_MAX_ALPHA  # strength at the slider's end (core.policy)
@@ -161,11 +162,7 @@ class AttributeRow:
         self.name = name
         self.label = QLabel(display_name(name), parent)
         self.label.setToolTip(name)
-        self.bar = QProgressBar(parent)
-        self.bar.setRange(0, 1000)
-        self.bar.setFormat("—")
-        self.bar.setTextVisible(True)
-        self.bar.setFixedWidth(56)
+        self.bar = ReadoutBar(parent)
         self.bar.setToolTip(f"How strongly the current face reads as {display_name(name)}")
         self.slider = ResetSlider(Qt.Orientation.Horizontal, parent)
         self.slider.setRange(-SLIDER_STEPS, SLIDER_STEPS)
@@ -199,12 +196,7 @@ class AttributeRow:
             w.setVisible(visible)
 
     def set_probability(self, p: float | None) -> None:
-        if p is None:
-            self.bar.setValue(0)
-            self.bar.setFormat("—")
-        else:
-            self.bar.setValue(round(1000 * p))
-            self.bar.setFormat(f"{100 * p:.0f}%")
+        self.bar.set_probability(p)
 
 
 class AttributePanel(QWidget):
@@ -336,7 +328,7 @@ class AttributePanel(QWidget):
             self.rows[name].set_probability(None if probs is None or i >= len(probs) else float(probs[i]))
 
     def probability(self, name: str) -> float:
-        return self.rows[name].bar.value() / 1000
+        return self.rows[name].bar.value() / READOUT_RANGE
 
     def set_alphas(self, alphas: dict[str, float]) -> None:
         for name, row in self.rows.items():

@@ -45,24 +45,35 @@ class CanvasFlow:
 
     def recentre_canvas(self) -> None:
         self._map_timer.stop()
-        self._refresh_map()
+        self._refresh_map(centre_on_face=True)
 
-    def _refresh_map(self) -> None:
+    def _state_plane(self, labels: tuple[str, str]) -> PlanePoint | None:
+        """The face's point on its canvas plane, when the face is one (a move on the canvas, unedited
+        since) and the plane has the chosen axes: the map is drawn on that plane again, handle and pins
+        where they were (a reopened session, an undo, a new grid size), not re-centred."""
+        base = self.state.base if self.state is not None else None
+        if isinstance(base, PlanePoint) and not self.state.edits and base.plane.labels == labels:
+            return base
+        return None
+
+    def _refresh_map(self, centre_on_face: bool = False) -> None:
         if self._closing or self.state is None:
             return
         a, b = self.canvas_panel.axes()
         if a is None or b is None:
             return
         panel = self.canvas_panel
+        point = None if centre_on_face else self._state_plane((a.label, b.label))
         self.bridge.request("map", canvas_map, self.engine, self.state, a, b, panel.grid.value(), panel.extent.value(),
-                            [k.state for k in self.keyframes], name="canvas map", on_result=self._on_map,
-                            on_error=self._on_map_error)
+                            [k.state for k in self.keyframes], point.plane if point is not None else None,
+                            name="canvas map", on_result=self._on_map, on_error=self._on_map_error)
 
     def _on_map(self, cmap: CanvasMap) -> None:
         self.canvas_map = cmap
         canvas = self.canvas_panel.canvas
         canvas.set_map(cmap.images, cmap.n, cmap.extent, cmap.plane.labels)
-        canvas.set_handle(0.0, 0.0)
+        point = self._state_plane(cmap.plane.labels)
+        canvas.set_handle(*((point.u, point.v) if point is not None and point.plane is cmap.plane else (0.0, 0.0)))
         self._pin_uv = list(cmap.pins)
         canvas.set_pins(self._pin_uv)
 

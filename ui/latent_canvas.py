@@ -63,6 +63,9 @@ class LatentCanvas(QWidget):
     def has_map(self) -> bool:
         return bool(self._tiles)
 
+    def is_stale(self) -> bool:
+        return self._stale
+
     def set_stale(self, stale: bool) -> None:
         self._stale = stale
         self.update()
