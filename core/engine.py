@@ -344,7 +344,9 @@ class Engine:
             image = to_uint8(image)
             return Frame(z=z, image=image, probs=self.read(image) if step % READ_EVERY == 0 else torch.empty(0))
 
-        job = invert(self.generator, self.encoder, self.classifier, crop.image, config)
+        weight = (torch.from_numpy(crop.inside) if config.mask_padding and crop.inside is not None
+                  and crop.padded_share > 0 else None)
+        job = invert(self.generator, self.encoder, self.classifier, crop.image, config, weight)
         result = yield from _relay(job, lambda s: Progress(
             step=s.step, total=total, frame=frame(s.z[0], s.image[0], s.step),
             message=f"{'encoder' if s.step == 0 else 'refining'}: PSNR {s.psnr_db:.1f} dB",
@@ -354,7 +356,7 @@ class Engine:
             target = to_model_range(crop.image).unsqueeze(0)
             directions = self.directions.vectors if self.directions is not None else None
             job = tune_generator(self.generator, self.classifier, result.z, target, config.tune, self.generator_hash,
-                                 directions)
+                                 directions, weight)
             tuning = yield from _relay(job, lambda s: Progress(
                 step=config.steps + s.step, total=total, message=f"tuning: PSNR {s.psnr_db:.1f} dB", stage="tune",
                 frame=frame(result.z[0], s.image[0], config.steps + s.step)))

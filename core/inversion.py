@@ -14,7 +14,7 @@ from torch import nn
 
 from core.data import to_model_range
 from core.latent import on_sphere
-from core.losses import maps_distance, normalised_maps
+from core.losses import maps_distance, normalised_maps, pixel_loss
 from core.metrics import psnr
 from core.tuning import TuneConfig
 
@@ -30,6 +30,7 @@ class InvertConfig:
     w_prior: float = 0.05
     w_encoder: float = 0.05
     tune: TuneConfig = field(default_factory=TuneConfig)  # the engine's pivotal-tuning stage (steps=0: off)
+    mask_padding: bool = True  # the engine leaves a crop's filled-in border out of the image losses
 
     def validate(self) -> None:
         self.tune.validate()
@@ -59,13 +60,14 @@ class InvertResult:
 
 
 def invert(generator: nn.Module, encoder: nn.Module, classifier: nn.Module | None, target: torch.Tensor,
-           config: InvertConfig | None = None) -> Iterator[InvertStep]:
+           config: InvertConfig | None = None, weight: torch.Tensor | None = None) -> Iterator[InvertStep]:
     """Generator job: z₀ = E(x), then `steps` of Adam on z; returns `InvertResult`.
 
     Yields the encoder's guess first (step 0, a preview before any optimisation; its `loss` is
     not computed), then each step.
 
-    `target` is a (3, 64, 64) uint8 face (from `crop_face`) or a (1, 3, 64, 64) float in [-1, 1].
+    `target` is a (3, 64, 64) uint8 face (from `crop_face`) or a (1, 3, 64, 64) float in [-1, 1];
+    `weight` (64, 64), optional: how much each pixel counts in the image losses (`core.losses`).
     """
     config = config or InvertConfig()
     config.validate()
@@ -85,9 +87,9 @@ def invert(generator: nn.Module, encoder: nn.Module, classifier: nn.Module | Non
 
     def loss_of(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image = generator(z)
-        loss = config.w_pixel * (image - x).square().mean()
+        loss = config.w_pixel * pixel_loss(image, x, weight)
         if target_maps is not None:
-            loss = loss + config.w_feature * maps_distance(normalised_maps(classifier, image), target_maps).mean()
+            loss = loss + config.w_feature * maps_distance(normalised_maps(classifier, image), target_maps, weight).mean()
         if sphere:  # keep z near the prior's shell (a style G's w has none)
             loss = loss + config.w_prior * (z.square().sum() / d - 1).square()
         if config.w_encoder > 0:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from core.latent import sample_codes
-from core.losses import maps_distance, normalised_maps
+from core.losses import maps_distance, normalised_maps, pixel_loss
 from core.metrics import psnr
 
 
@@ -125,12 +125,13 @@ class TuneResult:
 
 def tune_generator(generator: nn.Module, classifier: nn.Module | None, z: torch.Tensor, target: torch.Tensor,
                    config: TuneConfig | None = None, base_hash: str | None = None,
-                   directions: torch.Tensor | None = None) -> Iterator[TuneStep]:
+                   directions: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> Iterator[TuneStep]:
     """Generator job: Adam on a copy of G's weights; yields each step, returns `TuneResult`.
 
     `generator` is left unchanged; `z` (1, d) is the pivot, `target` (1, 3, 64, 64) in [-1, 1].
     `directions` (K, d), optional: the edit directions the near codes are drawn along (half of
     them; the rest in random directions), so the sliders keep working on the tuned face.
+    `weight` (64, 64), optional: how much each pixel of the target counts (`core.losses`).
     """
     from core.checkpoint import state_hash
 
@@ -165,9 +166,9 @@ def tune_generator(generator: nn.Module, classifier: nn.Module | None, z: torch.
         others = other_codes()
         out = tuned(torch.cat([z, others]))
         image = out[:1]
-        loss = config.w_pixel * (image - x).square().mean()
+        loss = config.w_pixel * pixel_loss(image, x, weight)
         if target_maps is not None:
-            loss = loss + config.w_feature * maps_distance(normalised_maps(classifier, image), target_maps).mean()
+            loss = loss + config.w_feature * maps_distance(normalised_maps(classifier, image), target_maps, weight).mean()
         if len(others):
             with torch.no_grad():
                 ref = generator(others)

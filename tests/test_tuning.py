@@ -111,3 +111,45 @@ def test_tune_config_override_replaces_only_the_given_fields_and_still_validates
     assert changed.locality_radius == 5.0 and changed.w_edit == base.w_edit and base.locality_radius == 2.5
     with pytest.raises(ValueError, match="lr"):
         base.override(lr=-1.0).validate()
+
+
+def test_weighted_losses_ignore_what_the_weight_leaves_out():
+    from core.losses import maps_distance, pixel_loss
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    ones = torch.ones(8, 8)
+    assert pixel_loss(a, b, ones) == pytest.approx(float(pixel_loss(a, b)), rel=1e-5)
+    left = torch.zeros(8, 8)
+    left[:, :4] = 1
+    changed = b.clone()
+    changed[..., 4:] += 5  # only where the weight is 0
+    assert pixel_loss(a, changed, left) == pytest.approx(float(pixel_loss(a, b, left)), rel=1e-6)
+    assert pixel_loss(a, changed) > pixel_loss(a, b)
+    maps_a, maps_b, maps_c = ([torch.nn.functional.normalize(m, dim=1)] for m in (a, b, changed))
+    assert torch.allclose(maps_distance(maps_a, maps_b, ones), maps_distance(maps_a, maps_b), rtol=1e-5)
+    assert torch.allclose(maps_distance(maps_a, maps_c, left), maps_distance(maps_a, maps_b, left), rtol=1e-6)
+
+
+def test_a_masked_inversion_is_not_pulled_by_the_filled_in_border(tiny_models):
+    """With `mask_padding`, the pixels a photo did not have (crop.inside = 0) change nothing."""
+    import numpy as np
+
+    engine = Engine(tiny_models, device="cpu", start_worker=False)
+    target = engine.render(engine.z_from_seed(3))[0].image.roll(4, dims=-1)
+    inside = np.ones((64, 64), np.float32)
+    inside[:, 48:] = 0  # a tight crop: its right quarter was filled in
+    smeared = target.clone()
+    smeared[:, :, 48:] = 255 - smeared[:, :, 48:]
+    z0 = engine.z_from_seed(8).reshape(1, -1)
+    engine.encoder = lambda x: z0.expand(len(x), -1)  # one start for both (E reads the whole crop)
+    tune = TuneConfig(steps=4, lr=3e-3, w_feature=0.0)  # pixels only: a feature's receptive field spans the border
+    config = InvertConfig(steps=6, w_encoder=0.0, w_feature=0.0, tune=tune, mask_padding=True)
+    runs = [run_inline(engine.invert_job, FaceCrop(image=t, box=(0, 0, 64, 64), face=None, inside=inside), config)
+            for t in (target, smeared)]
+    assert torch.equal(runs[0].result.z, runs[1].result.z)
+    assert torch.allclose(runs[0].frame.image.float(), runs[1].frame.image.float(), atol=1)
+    plain = [run_inline(engine.invert_job, FaceCrop(image=t, box=(0, 0, 64, 64), face=None, inside=inside),
+                        InvertConfig(steps=6, w_encoder=0.0, w_feature=0.0, tune=tune, mask_padding=False))
+             for t in (target, smeared)]
+    assert not torch.equal(plain[0].result.z, plain[1].result.z)  # unmasked, the border pulls the result
