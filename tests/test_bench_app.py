@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+import torch
 
 from training import bench_app
 
@@ -46,3 +47,24 @@ def test_slowdown_is_loaded_over_quiet_for_times_and_quiet_over_loaded_for_rates
 def test_numbers_keep_three_significant_figures_and_slow_rates_are_not_zero():
     assert [bench_app._num(x) for x in (124.4, 16.23, 2.94, 0.414, 0.0071)] == ["124", "16.2", "2.9", "0.41",
                                                                               "0.0071"]
+
+
+def test_precision_both_times_the_cpu_again_under_bf16_autocast(tiny_models, capsys, monkeypatch):
+    seen: list[bool] = []
+    real = bench_app._bench_engine
+
+    def recording(engine, *args):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real(engine, *args)
+
+    monkeypatch.setattr(bench_app, "_bench_engine", recording)
+    results = bench_app.main(["--models", str(tiny_models), "--repeats", "2", "--steer-steps", "2",
+                              "--threads", "1", "--devices", "cpu", "--precision", "both"])
+    out = capsys.readouterr().out
+    assert seen == [False, True]  # fp32 first, then the same stages under bf16 autocast
+    cpu = results[0]
+    assert cpu["precision"] == "fp32" and cpu["bf16"]["precision"] == "bf16 autocast"
+    assert "| | fp32 | bf16 | bf16 time / fp32 time |" in out
+    assert 0 < cpu["map_49_s"] and 0 < cpu["bf16"]["map_49_s"]
+    row = next(line for line in out.splitlines() if line.startswith("| canvas map, 49 faces"))
+    assert row.rstrip().endswith("× |")

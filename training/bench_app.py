@@ -3,10 +3,12 @@
     python main.py bench [--models resources/models] [--repeats 200] [--threads N]
     python main.py bench --under-load [--load spin|torch] [--load-procs 1]
 
-On the CPU always, and on CUDA when present:
+On the CPU always, and on CUDA when present (`--precision both`: the CPU again under bf16 autocast,
+side by side, a trial of what bf16 would give the app):
 - direction edit -> image (batch 1): z + α·d (conditioned on a locked attribute), G, the
   classifier readout and the uint8 conversion, i.e. what a slider move costs; p50/p95 ms;
 - classifier-gradient steering: steps/s at batch 1 and 16;
+- the canvas map: 49 faces rendered and read, seconds;
 - inversion: face crop of a 400-px photo + encoder + 100 refinement steps, seconds;
 - a photo as the window opens it (`Engine.invert_job`, the window's `InvertConfig`): preview (the
   drop -> the first face shown: alignment + encoder), refine, tune and edit-ready (the drop -> the
@@ -57,6 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--devices", default="cpu,cuda",
                    help="comma-separated devices to time (cuda only where a GPU is present)")
     p.add_argument("--photo", default=None, help="photo for the photo stages (default: a generated 400-px one)")
+    p.add_argument("--precision", choices=("fp32", "both"), default="fp32",
+                   help="both: time the CPU stages again under bf16 autocast and print fp32 and bf16 side by side")
     p.add_argument("--startup", action="store_true",
                    help="also time launch -> splash -> window -> first face (training.bench_startup, 3 launches)")
     return p.parse_args(argv)
@@ -141,10 +145,26 @@ def photo_stages(engine: Engine, photo: Image.Image) -> dict:
 
 
 def bench_device(models: str, device: str, repeats: int, steer_steps: int, threads: int | None = None,
-                 photo: Image.Image | None = None) -> dict:
+                 photo: Image.Image | None = None, bf16: bool = False) -> dict:
+    """Every stage's time on `device`; `bf16`: the model work under bf16 autocast, as a trial of
+    what bf16 would give the app (the app itself computes in fp32 on the CPU, `core.device`)."""
     engine = Engine(models, device=device, start_worker=False, threads=threads)
+    with torch.autocast(engine.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+        out = _bench_engine(engine, repeats, steer_steps, photo)
+    out["precision"] = "bf16 autocast" if bf16 else "fp32" if engine.device.type == "cpu" else "app default"
+    return out
+
+
+def _bench_engine(engine: Engine, repeats: int, steer_steps: int, photo: Image.Image | None) -> dict:
     dev = engine.device
     out: dict = {"device": engine.device_name, "load_s": engine.load_time_s}
+    z = engine.z_from_seed(0)
+    grid = engine.z_from_seed(3, 49)
+    engine.render(grid[:4])
+    t = time.perf_counter()
+    engine.render(grid)  # the canvas map's 7×7 faces (rendered and read by the classifier)
+    _sync(dev)
+    out["map_49_s"] = time.perf_counter() - t
     z = engine.z_from_seed(0)
     if engine.directions is not None:
         smiling, male = engine.attribute_index("Smiling"), engine.attribute_index("Male")
@@ -231,6 +251,7 @@ METRICS = [("edit→image p50", "edit_ms_p50", "ms", False), ("edit→image p95"
            ("steering b=1", "steer_steps_per_s_b1", "steps/s", True),
            ("steering b=16", "steer_steps_per_s_b16", "steps/s", True),
            ("a slider's first move", "slider_first_s", "s", False),
+           ("canvas map, 49 faces", "map_49_s", "s", False),
            ("window \"more\", 30 steps", "more_30_s", "s", False),
            ("inversion (crop+E+100 steps)", "invert_s", "s", False),
            ("photo: preview", "preview_s", "s", False), ("photo: refine", "refine_s", "s", False),
@@ -253,8 +274,10 @@ def slowdown(quiet: dict, loaded: dict, key: str, higher_better: bool) -> float 
     return quiet[key] / loaded[key] if higher_better else loaded[key] / quiet[key]
 
 
-def side_by_side(quiet: dict, loaded: dict, load: str) -> list[str]:
-    lines = [f"{quiet['device']}: quiet vs {load}", "", "| | quiet | loaded | slowdown |", "|---|---|---|---|"]
+def side_by_side(quiet: dict, loaded: dict, load: str, columns: tuple[str, str, str] = ("quiet", "loaded", "slowdown")
+                 ) -> list[str]:
+    first, second, ratio = columns
+    lines = [f"{quiet['device']}: {first} vs {load}", "", f"| | {first} | {second} | {ratio} |", "|---|---|---|---|"]
     for label, key, unit, higher in METRICS:
         if key not in quiet:
             continue
@@ -293,6 +316,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
         print()
         print(report(measure(3)))
+    if args.precision == "both" and "cpu" in devices:
+        fp32 = results[devices.index("cpu")]
+        bf16 = bench_device(args.models, "cpu", args.repeats, args.steer_steps, args.threads, photo, bf16=True)
+        fp32["bf16"] = bf16
+        print()
+        print("\n".join(side_by_side(fp32, bf16, "bf16 autocast", ("fp32", "bf16", "bf16 time / fp32 time"))))
     if not args.under_load:
         return results
     load = f"{args.load_procs} {args.load} competitor process{'es' if args.load_procs != 1 else ''}"
