@@ -36,6 +36,16 @@ def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatc
     assert all(math.isfinite(r["fd_evaluator"]) and r["fd_evaluator"] >= 0 and math.isfinite(r["fd_cls"]) for r in rows)
     assert Image.open(out).size == (720, 440) and (tmp_path / "curves_fd_cls.png").exists()
     assert json.loads(out.with_suffix(".json").read_text())["runs"]["tiny"] == rows
+    # an earlier curve (its run folder gone) drawn beside a new one, with the shipped G as a line
+    again = eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "8",
+                              "--labels", "again", "--out", str(tmp_path / "both.png"), "--with",
+                              str(out.with_suffix(".json")), "--reference", "104.2:shipped G"])
+    assert set(again) == {"again", "tiny"} and again["tiny"] == rows
+    grey = sum(1 for px in Image.open(tmp_path / "both.png").convert("RGB").getdata() if px == (128, 128, 128))
+    assert grey > 50  # the dashed reference line
+    with pytest.raises(SystemExit, match="held-out faces"):
+        eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "6",
+                          "--out", str(tmp_path / "x.png"), "--with", str(out.with_suffix(".json"))])
 
 
 def test_a_packed_run_resumes_where_it_stopped(tmp_path):

@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--out", required=True, help="PNG to write (the numbers go to the same name .json)")
+    p.add_argument("--with", dest="earlier", action="append", default=[],
+                   help="a curves JSON this script wrote before (same evaluator and held-out faces): its runs "
+                        "are drawn too, ungraded again (runs whose folders are gone)")
+    p.add_argument("--reference", default=None, help="VALUE:LABEL, a horizontal line on the evaluator plot "
+                   "(e.g. the shipped G's FD)")
     p.add_argument("--title", default="Evaluator FD vs training time (2 CPU cores)")
     return p.parse_args(argv)
 
@@ -65,8 +70,10 @@ def _nice_top(value: float) -> float:
     return 50 * step
 
 
-def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, ylabel: str) -> None:
-    """A small line chart (PIL only): one coloured line with dots per series, axes with ticks."""
+def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, ylabel: str,
+         reference: tuple[float, str] | None = None) -> None:
+    """A small line chart (PIL only): one coloured line with dots per series, axes with ticks, and
+    an optional dashed horizontal `reference` (value, label)."""
     w, h, left, right, top, bottom = 720, 440, 70, 170, 40, 50
     img = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(img)
@@ -74,7 +81,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, y
     xs = [x for s in series.values() for x, _ in s] or [0, 1]
     ys = [y for s in series.values() for _, y in s] or [0, 1]
     x0, x1 = 0.0, _nice_top(max(xs))
-    y0, y1 = 0.0, _nice_top(max(ys))
+    y0, y1 = 0.0, _nice_top(max(ys + ([reference[0]] if reference else [])))
     px = lambda x: left + (x - x0) / (x1 - x0) * (w - left - right)  # noqa: E731
     py = lambda y: h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)  # noqa: E731
     d.rectangle([left, top, w - right, h - bottom], outline="black")
@@ -87,6 +94,11 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, y
     d.text((left, 12), title, fill="black", font=font)
     d.text(((w - right) // 2, h - 18), "training minutes", fill="black", font=font)
     d.text((6, top - 16), ylabel, fill="black", font=font)
+    if reference is not None:
+        value, text = reference
+        for xa in range(left, w - right, 10):
+            d.line([xa, py(value), min(xa + 5, w - right), py(value)], fill="gray", width=1)
+        d.text((left + 6, py(value) - 14), f"{text} ({value:g})", fill="gray", font=font)
     for k, (label, pts) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
         coords = [(px(x), py(y)) for x, y in pts]
@@ -125,9 +137,19 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{label:>12} | minute {minute:4d} | step {row['steps']} | evaluator FD {row['fd_evaluator']:.2f}"
                   f" | FD_cls {row['fd_cls']:.2f}", flush=True)
         results[label] = rows
+    for earlier in args.earlier:
+        blob = json.loads(Path(earlier).read_text())
+        if blob.get("held_out") != len(held):
+            raise SystemExit(f"{earlier}: graded on {blob.get('held_out')} held-out faces, this run on {len(held)}")
+        for label, rows in blob["runs"].items():
+            results.setdefault(label, rows)
+    reference = None
+    if args.reference:
+        value, _, text = args.reference.partition(":")
+        reference = (float(value), text or "reference")
     out = Path(args.out)
     plot({k: [(r["minute"], r["fd_evaluator"]) for r in v] for k, v in results.items()}, out, args.title,
-         "evaluator FD (lower is better)")
+         "evaluator FD (lower is better)", reference)
     plot({k: [(r["minute"], r["fd_cls"]) for r in v] for k, v in results.items()},
          out.with_name(out.stem + "_fd_cls.png"), args.title.replace("Evaluator FD", "FD_cls"), "FD_cls")
     out.with_suffix(".json").write_text(json.dumps({"held_out": len(held), "runs": results}, indent=1))
