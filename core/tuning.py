@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from core.device import PRECISIONS, autocast, resolve_precision
 from core.latent import sample_codes
 from core.losses import maps_distance, normalised_maps, pixel_loss
 from core.metrics import psnr
@@ -38,6 +39,9 @@ class TuneConfig:
     locality_radius: float = 2.5  # the sliders' typical reach (‖z‖ ≈ √d ≈ 11 for d = 128)
     tune: tuple[str, ...] = ()  # parameter-name prefixes to tune; () = all
     seed: int = 0
+    # forward and backward passes (core.device.PRECISIONS): auto = bf16 where the device has native
+    # bf16 units (the tuning's batch of 6 gains; one face's steering does not); weights stay fp32
+    precision: str = "auto"
 
     def override(self, **values: object) -> "TuneConfig":
         """A copy with the given fields replaced; None means "keep" (unset command-line options)."""
@@ -48,6 +52,8 @@ class TuneConfig:
             raise ValueError(f"tuning steps must be an integer in [0, 10000], got {self.steps!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"tuning lr must be positive, got {self.lr!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"tuning precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("locality_codes", "locality_prior"):
             value = getattr(self, name)
             if not (isinstance(value, int) and 0 <= value <= 64):
@@ -162,16 +168,21 @@ def tune_generator(generator: nn.Module, classifier: nn.Module | None, z: torch.
         return torch.cat([near, sample_codes(generator, n_far, gen)]).to(device)
 
     opt = torch.optim.Adam([p for p in tuned.parameters() if p.requires_grad], lr=config.lr)
+    precision = resolve_precision(config.precision, device)
     for step in range(config.steps):
         others = other_codes()
-        out = tuned(torch.cat([z, others]))
-        image = out[:1]
+        with autocast(device, precision=precision):
+            out = tuned(torch.cat([z, others])).float()
+            image = out[:1]
+            maps = normalised_maps(classifier, image) if target_maps is not None else None
+            if len(others):
+                with torch.no_grad():
+                    ref = generator(others).float()
         loss = config.w_pixel * pixel_loss(image, x, weight)
-        if target_maps is not None:
-            loss = loss + config.w_feature * maps_distance(normalised_maps(classifier, image), target_maps, weight).mean()
+        if maps is not None:
+            loss = loss + config.w_feature * maps_distance(maps, target_maps, weight).mean()
         if len(others):
             with torch.no_grad():
-                ref = generator(others)
                 offset = image - image0  # what tuning adds at the pivot: near codes should get the same
             if n_near:
                 loss = loss + config.w_edit * (out[1:1 + n_near] - ref[:n_near] - offset).square().mean()

@@ -153,3 +153,14 @@ def test_a_masked_inversion_is_not_pulled_by_the_filled_in_border(tiny_models):
                         InvertConfig(steps=6, w_encoder=0.0, w_feature=0.0, tune=tune, mask_padding=False))
              for t in (target, smeared)]
     assert not torch.equal(plain[0].result.z, plain[1].result.z)  # unmasked, the border pulls the result
+
+
+def test_tuning_in_bf16_fits_the_face_about_as_well_and_keeps_fp32_weights(tiny_g):
+    x, z = _target(tiny_g), torch.randn(1, 16, generator=torch.Generator().manual_seed(1))
+    fp32 = run_inline(tune_generator, tiny_g, None, z, x, TuneConfig(steps=40, lr=3e-3, precision="fp32"))
+    bf16 = run_inline(tune_generator, tiny_g, None, z, x, TuneConfig(steps=40, lr=3e-3, precision="bf16"))
+    assert bf16.psnr_db > bf16.psnr_before_db + 3 and abs(bf16.psnr_db - fp32.psnr_db) < 1.5
+    assert all(t.dtype == torch.float16 for t in bf16.delta.tensors.values())  # stored as before
+    assert not any(torch.equal(bf16.delta.tensors[k], fp32.delta.tensors[k]) for k in fp32.delta.tensors)
+    with pytest.raises(ValueError, match="tuning precision"):
+        TuneConfig(precision="fp8").validate()

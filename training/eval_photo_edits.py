@@ -25,6 +25,7 @@ from core.engine import MODELS_DIR, Engine
 from core.identity import SAME_PERSON
 from core.align import FaceCrop
 from core.inversion import InvertConfig
+from core.metrics import psnr
 from core.tuning import GeneratorDelta
 from core.worker import run_inline
 from training.eval_control import ATTRIBUTES, IDENTITY_ATTRIBUTES
@@ -41,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--photos", default=None, help="a folder of real photos to invert and edit too")
     p.add_argument("--n", type=int, default=40, help="held-out faces (every k-th of the 1,000)")
     p.add_argument("--attributes", nargs="*", default=ATTRIBUTES)
+    p.add_argument("--tune-precision", choices=("fp32", "bf16", "auto"), default=None,
+                   help="the pivotal tuning's precision (default: the app's, core.tuning.TuneConfig)")
     p.add_argument("--cache", default=None, help="inversions are read from / written to this .pt file")
     p.add_argument("--json", default=None)
     return p.parse_args(argv)
@@ -74,7 +77,9 @@ def invert_all(engine: Engine, args: argparse.Namespace) -> list[dict]:
                 for f in blob["faces"]]
     faces = []
     for name, source in sources(args):
-        outcome = run_inline(engine.invert_job, source, InvertConfig())
+        config = InvertConfig()
+        config.tune = config.tune.override(precision=args.tune_precision)
+        outcome = run_inline(engine.invert_job, source, config)
         faces.append({"name": name, "crop": outcome.crop.image, "z": outcome.frame.z, "delta": outcome.delta})
         print(f"inverted {name}", file=sys.stderr)
     if args.cache:
@@ -118,6 +123,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     return {"faces": len(faces), "device": engine.device_name, "identity_weight": config.identity_weight,
             "guide": config.guide, "views": config.views, "until": config.until,
             "reconstruction_same_person": None if recon_same is None else float((recon_same < SAME_PERSON).mean()),
+            "reconstruction_psnr_db": float(psnr(start_images.float().div(127.5).sub(1),
+                                                 crops.float().div(127.5).sub(1)).mean()),
             "rows": rows}
 
 
@@ -127,7 +134,8 @@ def markdown(results: dict) -> str:
     out = [f"{results['faces']} inverted faces · window \"more\" (identity weight {results['identity_weight']}, "
            f"guide {results['guide']}, views {results.get('views', 1)}, until {results.get('until')})"
            " · success and drift by the **evaluator**, same person by **dlib** · "
-           f"reconstruction same person as the photo: {pct(results['reconstruction_same_person'])}", "",
+           f"reconstruction same person as the photo: {pct(results['reconstruction_same_person'])}"
+           + (f", PSNR {results['reconstruction_psnr_db']:.2f} dB" if "reconstruction_psnr_db" in results else ""), "",
            "| attribute | faces | success | drift | same as before the edit | same as the photo |",
            "|---|---|---|---|---|---|"]
     for name, r in rows.items():
