@@ -52,7 +52,7 @@ def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in a run folder that already holds a run (its metrics and checkpoints are replaced)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models (CUDA; on the CPU it measured slower, resources/MODELS.md)")
     p.add_argument("--cache-dir", default=None, help="where the decoded dataset is cached")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: every core)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
