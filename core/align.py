@@ -329,6 +329,13 @@ class FaceCrop:
         """How much of the crop lies outside the photo (filled in by reflection): 0 to 1."""
         return 0.0 if self.inside is None else float(1.0 - self.inside.mean())
 
+    def inside_weight(self) -> torch.Tensor | None:
+        """(64, 64) share of each pixel inside the photo, as a loss weight; None when nothing was
+        filled in (every pixel counts alike)."""
+        if self.inside is None or self.padded_share == 0:
+            return None
+        return torch.from_numpy(self.inside)
+
     def padding_shown(self) -> torch.Tensor:
         """The crop as the window shows it: the filled-in part shaded with stripes, so the user sees
         what the photo did not have (3, 64, 64) uint8."""

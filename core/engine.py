@@ -344,8 +344,7 @@ class Engine:
             image = to_uint8(image)
             return Frame(z=z, image=image, probs=self.read(image) if step % READ_EVERY == 0 else torch.empty(0))
 
-        weight = (torch.from_numpy(crop.inside) if config.mask_padding and crop.inside is not None
-                  and crop.padded_share > 0 else None)
+        weight = crop.inside_weight() if config.mask_padding else None
         job = invert(self.generator, self.encoder, self.classifier, crop.image, config, weight)
         result = yield from _relay(job, lambda s: Progress(
             step=s.step, total=total, frame=frame(s.z[0], s.image[0], s.step),

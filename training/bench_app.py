@@ -151,7 +151,7 @@ def bench_device(models: str, device: str, repeats: int, steer_steps: int, threa
     engine = Engine(models, device=device, start_worker=False, threads=threads)
     with torch.autocast(engine.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
         out = _bench_engine(engine, repeats, steer_steps, photo)
-    out["precision"] = "bf16 autocast" if bf16 else "fp32" if engine.device.type == "cpu" else "app default"
+    out["precision"] = "bf16 autocast" if bf16 else "fp32"
     return out
 
 

@@ -50,14 +50,14 @@ def inside_psnr(a: torch.Tensor, b: torch.Tensor, inside: np.ndarray) -> float:
 
 
 def tight_crops(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
-    """The crops folder's held-out images (its last HOLDOUT_COUNT listed IDs), and the UTKFace photos."""
-    from core.data import ATTR_FILE, CROPS_DIR, HOLDOUT_COUNT
+    """The crops folder's held-out images (`CelebAIndex.holdout_mask`, as training leaves them out),
+    and the UTKFace photos."""
+    from core.data import read_celeba
 
-    folder = Path(args.crops)
     held: list[Path] = []
-    if (folder / ATTR_FILE).is_file():
-        names = [line.split()[0] for line in (folder / ATTR_FILE).read_text().splitlines()[2:] if line.strip()]
-        held = [folder / CROPS_DIR / n for n in sorted(names)[-HOLDOUT_COUNT:] if (folder / CROPS_DIR / n).is_file()]
+    if Path(args.crops).is_dir():
+        index = read_celeba(args.crops)
+        held = [index.image_dir / n for n, out in zip(index.filenames, index.holdout_mask()) if out]
     photos = sorted(Path(args.photos).glob("utkface_*.jpg")) if Path(args.photos).is_dir() else []
     return held, photos
 
