@@ -52,9 +52,14 @@ def test_gan_resume_continues_from_saved_step(trained, data_dir):
     out = trained["out"] / "gan"
     before = load_checkpoint(out / "generator.pt").train["steps"]
     result = train_gan.main(["--data", str(data_dir), "--out", str(out), "--smoke", "--cache-dir", trained["cache"],
-                             "--resume", "--steps", "9"])
+                             "--resume", "--steps", "9", "--lr-d", "5e-5"])
     assert before == 6 and result["steps"] == 9
     assert [h["step"] for h in result["history"]] == list(range(1, 10))  # history continued, not restarted
+    # the rate asked for on resume is the one trained with, not the saved optimiser's 2e-4
+    d_state = load_checkpoint(out / "discriminator.pt", "discriminator").extra["resume"]["opt_d"]
+    g_state = load_checkpoint(out / "generator.pt", "generator").extra["resume"]["opt_g"]
+    assert {g["lr"] for g in d_state["param_groups"]} == {5e-5}
+    assert {g["lr"] for g in g_state["param_groups"]} == {2e-4}
 
 
 def test_balance_weights_raise_a_rare_attribute_to_about_the_asked_share():

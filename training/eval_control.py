@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--views", type=int, default=None, help="try the window/CLI steering with this many EOT views")
     p.add_argument("--identity-weight", type=float, default=None, help="try this identity-term weight")
     p.add_argument("--guide", type=float, default=None, help="try this weight of the global direction")
+    p.add_argument("--preserve-weight", type=float, default=None,
+                   help="try this weight λ of the pull that keeps the other attributes")
     args = p.parse_args(argv)
     if args.faces < 1:
         p.error("--faces must be at least 1")
@@ -156,7 +158,8 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
     tried = {k: v for k, v in (("views", args.views), ("identity_weight", args.identity_weight),
-                                ("guide", args.guide)) if v is not None}
+                                ("guide", args.guide), ("preserve_weight", args.preserve_weight))
+             if v is not None}
     if tried:  # a variant of the steering, to measure before it ships
         engine.steer_config = replace(engine.steer_config, **tried)
     if engine.directions is None and engine.steer_config.guide > 0:

@@ -402,6 +402,11 @@ def train(args: argparse.Namespace) -> dict:
             start = int(resume["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise resume_failed(g_path, exc) from None
+        # the command line's rates win over the saved ones (Adam's moments are kept): a resumed run
+        # can anneal or slow D, which loading the optimiser state alone would silently undo
+        for opt, lr in ((trainer.opt_g, args.lr_g), (trainer.opt_d, args.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr
         elapsed_before, history = state["time_s"], state["history"]
         dist.reseed(args.seed + start)
         if dist.main:
