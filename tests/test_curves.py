@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -41,8 +42,15 @@ def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatc
                               "--labels", "again", "--out", str(tmp_path / "both.png"), "--with",
                               str(out.with_suffix(".json")), "--reference", "104.2:shipped G"])
     assert set(again) == {"again", "tiny"} and again["tiny"] == rows
-    grey = sum(1 for px in Image.open(tmp_path / "both.png").convert("RGB").getdata() if px == (128, 128, 128))
+    grey = int((np.asarray(Image.open(tmp_path / "both.png").convert("RGB")) == 128).all(-1).sum())
     assert grey > 50  # the dashed reference line
+    # by steps (runs whose minutes differ in worth): the same rows, plotted at their step counts
+    drawn = []
+    monkeypatch.setattr(eval_curves, "plot", lambda series, *a, **k: drawn.append((series, k["xlabel"])))
+    eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "8", "--labels", "tiny",
+                      "--out", str(tmp_path / "steps.png"), "--x", "steps"])
+    monkeypatch.undo()
+    assert drawn[0] == ({"tiny": [(r["steps"], r["fd_evaluator"]) for r in rows]}, "training steps")
     with pytest.raises(SystemExit, match="held-out faces"):
         eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "6",
                           "--out", str(tmp_path / "x.png"), "--with", str(out.with_suffix(".json"))])

@@ -44,7 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "are drawn too, ungraded again (runs whose folders are gone)")
     p.add_argument("--reference", default=None, help="VALUE:LABEL, a horizontal line on the evaluator plot "
                    "(e.g. the shipped G's FD)")
-    p.add_argument("--title", default="Evaluator FD vs training time (2 CPU cores)")
+    p.add_argument("--x", choices=("minutes", "steps"), default="minutes",
+                   help="x axis: training minutes (quality per CPU-hour), or steps (runs on different machines "
+                        "or precisions, whose minutes are not comparable)")
+    p.add_argument("--title", default=None, help="default: 'Evaluator FD vs training time (2 CPU cores)', or '... vs "
+                   "training steps' with --x steps")
     return p.parse_args(argv)
 
 
@@ -71,7 +75,7 @@ def _nice_top(value: float) -> float:
 
 
 def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, ylabel: str,
-         reference: tuple[float, str] | None = None) -> None:
+         reference: tuple[float, str] | None = None, xlabel: str = "training minutes") -> None:
     """A small line chart (PIL only): one coloured line with dots per series, axes with ticks, and
     an optional dashed horizontal `reference` (value, label)."""
     w, h, left, right, top, bottom = 720, 440, 70, 170, 40, 50
@@ -92,7 +96,7 @@ def plot(series: dict[str, list[tuple[float, float]]], path: Path, title: str, y
         d.line([px(xv), h - bottom, px(xv), h - bottom + 4], fill="black")
         d.text((px(xv) - 8, h - bottom + 8), f"{xv:g}", fill="black", font=font)
     d.text((left, 12), title, fill="black", font=font)
-    d.text(((w - right) // 2, h - 18), "training minutes", fill="black", font=font)
+    d.text(((w - right) // 2, h - 18), xlabel, fill="black", font=font)
     d.text((6, top - 16), ylabel, fill="black", font=font)
     if reference is not None:
         value, text = reference
@@ -148,10 +152,14 @@ def main(argv: list[str] | None = None) -> dict:
         value, _, text = args.reference.partition(":")
         reference = (float(value), text or "reference")
     out = Path(args.out)
-    plot({k: [(r["minute"], r["fd_evaluator"]) for r in v] for k, v in results.items()}, out, args.title,
-         "evaluator FD (lower is better)", reference)
-    plot({k: [(r["minute"], r["fd_cls"]) for r in v] for k, v in results.items()},
-         out.with_name(out.stem + "_fd_cls.png"), args.title.replace("Evaluator FD", "FD_cls"), "FD_cls")
+    x = "minute" if args.x == "minutes" else "steps"
+    title = args.title or ("Evaluator FD vs training time (2 CPU cores)" if x == "minute"
+                           else "Evaluator FD vs training steps")
+    plot({k: [(r[x], r["fd_evaluator"]) for r in v] for k, v in results.items()}, out, title,
+         "evaluator FD (lower is better)", reference, xlabel=f"training {args.x}")
+    plot({k: [(r[x], r["fd_cls"]) for r in v] for k, v in results.items()},
+         out.with_name(out.stem + "_fd_cls.png"), title.replace("Evaluator FD", "FD_cls"), "FD_cls",
+         xlabel=f"training {args.x}")
     out.with_suffix(".json").write_text(json.dumps({"held_out": len(held), "runs": results}, indent=1))
     return results
 
