@@ -26,6 +26,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.models import Generator, GeneratorConfig
 
 WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+STEM_POSITIONS = 16  # the linear stem's rows are (channel, 4×4 position)
 
 
 def _layers(gen: Generator) -> list[tuple[str, nn.Module]]:
@@ -35,10 +36,8 @@ def _layers(gen: Generator) -> list[tuple[str, nn.Module]]:
 
 def channel_maps(config: GeneratorConfig, width: int, rng: torch.Generator) -> list[torch.Tensor]:
     """For each hidden stage, the old channel each new channel copies (the identity first)."""
-    old = Generator(config)
-    new = Generator(replace(config, width=width))
-    sizes = [(m_old.num_features, m_new.num_features) for (_, m_old), (_, m_new)
-             in zip(_layers(old), _layers(new)) if isinstance(m_old, nn.BatchNorm2d)]
+    sizes = [(m.num_features, m.num_features * width // config.width)  # every stage is a multiple of width
+             for _, m in _layers(Generator(config)) if isinstance(m, nn.BatchNorm2d)]
     return [torch.cat([torch.arange(n), torch.randint(n, (m - n,), generator=rng)]) for n, m in sizes]
 
 
@@ -67,7 +66,7 @@ def _along(v: torch.Tensor, dim: int, ndim: int) -> torch.Tensor:
 
 
 def _widen(t: torch.Tensor, kind: str, key: str, writes: int | None, reads: int | None,
-           maps: list[torch.Tensor], spatial: int, moment: str = "") -> torch.Tensor:
+           maps: list[torch.Tensor], moment: str = "") -> torch.Tensor:
     """One tensor widened. `moment` "" = a weight; "exp_avg"/"exp_avg_sq" = Adam's moments of it."""
     if key == "num_batches_tracked" or t.dim() == 0:
         return t.clone()
@@ -77,9 +76,9 @@ def _widen(t: torch.Tensor, kind: str, key: str, writes: int | None, reads: int 
     if writes is not None:
         g = maps[writes]
         counts = torch.bincount(g).to(t.dtype)[g]
-        if kind == "Linear" and key == "weight":  # rows are (channel, 4×4 position)
-            t = t.view(-1, spatial, t.shape[1])[g].reshape(-1, t.shape[1])
-            counts, out_dim = counts.repeat_interleave(spatial), 0
+        if kind == "Linear" and key == "weight":
+            t = t.view(-1, STEM_POSITIONS, t.shape[1])[g].reshape(-1, t.shape[1])
+            counts, out_dim = counts.repeat_interleave(STEM_POSITIONS), 0
         else:
             t = t.index_select(out_dim, g)
         # a copy's gradient is 1/count of the old one (its reader was divided): the moments follow
@@ -97,12 +96,11 @@ def _widen(t: torch.Tensor, kind: str, key: str, writes: int | None, reads: int 
 def widen_state(state: dict[str, torch.Tensor], config: GeneratorConfig, maps: list[torch.Tensor],
                 noise: float = 0.0, rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """A state dict of the width-`config.width` G as one of the widened G."""
-    plan, spatial = _plan(config), 16
-    out = {}
+    plan, out = _plan(config), {}
     for full, t in state.items():
         prefix, key = full.rsplit(".", 1)
         writes, reads, kind = plan[prefix]
-        w = _widen(t, kind, key, writes, reads, maps, spatial)
+        w = _widen(t, kind, key, writes, reads, maps)
         if noise and writes is not None and key == "weight" and kind != "bn":
             dim = 1 if kind == "ConvTranspose2d" else 0
             fresh = torch.arange(w.shape[dim]) >= t.shape[dim]  # only the copies move, the old channels stay
@@ -119,7 +117,7 @@ def widen_adam(opt_state: dict, config: GeneratorConfig, maps: list[torch.Tensor
     for idx, per in opt_state["state"].items():
         prefix, key = names[int(idx)].rsplit(".", 1)
         writes, reads, kind = plan[prefix]
-        state[idx] = {k: (_widen(v, kind, key, writes, reads, maps, 16, moment=k) if k in ("exp_avg", "exp_avg_sq")
+        state[idx] = {k: (_widen(v, kind, key, writes, reads, maps, moment=k) if k in ("exp_avg", "exp_avg_sq")
                           else v.clone()) for k, v in per.items()}
     return {"state": state, "param_groups": opt_state["param_groups"]}
 
