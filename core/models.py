@@ -384,6 +384,84 @@ def edit_space(generator: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------
+# FastGAN-style generator (Liu et al. 2021): one conv per resolution, skip-layer excitation
+
+
+@dataclass
+class FastGeneratorConfig:
+    arch: str = "fast"  # tells a generator checkpoint which class to rebuild
+    z_dim: int = 128
+    width: int = 32  # channels at the last hidden resolution (image_size / 2); ×2 per halving, up to ×8
+    image_size: int = 64
+
+    def validate(self) -> None:
+        _check_choice(self, "arch", ("fast",))
+        _check_range(self, "z_dim", 2, 1024)
+        _check_range(self, "width", 4, 256)
+        _check_image_size(self)
+        if self.image_size < 32:
+            raise ValueError(f"FastGeneratorConfig.image_size must be at least 32 (its excitation skips span 8×), "
+                             f"got {self.image_size}")
+
+
+def _glu_block(c_in: int, c_out: int) -> nn.Sequential:
+    """Nearest 2× upsampling, one 3×3 conv to 2·c_out, BN, GLU: FastGAN's single-conv up-block."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, 2 * c_out, 3, 1, 1, bias=False),
+                         nn.BatchNorm2d(2 * c_out), nn.GLU(dim=1))
+
+
+class SkipExcitation(nn.Module):
+    """Skip-layer excitation: a low-resolution map, pooled to 4×4, gates a high-resolution map's
+    channels (sigmoid, one gate per image and channel). The gradient reaches the early layers by a
+    short path and the coarse layout can switch the fine layers' features on and off (style-like)."""
+
+    def __init__(self, c_low: int, c_high: int):
+        super().__init__()
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Conv2d(c_low, c_high, 4, 1, 0, bias=False), nn.SiLU(),
+                                  nn.Conv2d(c_high, c_high, 1, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        return high * self.gate(low)
+
+
+class FastGenerator(nn.Module):
+    """FastGAN-style generator: z -> 4×4 (linear, BN, GLU) -> a single-conv GLU block per
+    doubling -> 3×3 conv to RGB, tanh. Two skip-layer excitations tie the 4×4 map to the
+    image_size/2 map and the 8×8 map to the image_size map (the paper pairs 8→128 and 16→256 at
+    1,024 px; at 64 px the same 8× span is 4→32 and 8→64). A drop-in for `Generator`: z in,
+    images in [-1, 1] out, and its BatchNorms fold for inference the same way.
+    """
+
+    def __init__(self, config: FastGeneratorConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or FastGeneratorConfig()
+        cfg.validate()
+        n_up = int(math.log2(cfg.image_size)) - 2  # doublings 4 -> image_size
+        # channels at 4, 8, ..., image_size: width at image_size/2, doubling per halving up to ×8
+        chans = [cfg.width * 2 ** min(n_up - 1 - i, 3) for i in range(n_up)] + [max(cfg.width // 2, 4)]
+        self.stem = nn.Sequential(nn.Linear(cfg.z_dim, 2 * chans[0] * 16, bias=False), nn.Unflatten(1, (2 * chans[0], 4, 4)),
+                                  nn.BatchNorm2d(2 * chans[0]), nn.GLU(dim=1))
+        self.ups = nn.ModuleList([_glu_block(c_in, c_out) for c_in, c_out in zip(chans[:-1], chans[1:])])
+        # stage i (0 = 4×4) excites stage i + 3: 4 -> 32 and 8 -> 64 at 64 px
+        self.excite = nn.ModuleDict({str(i + 3): SkipExcitation(chans[i], chans[i + 3]) for i in (0, 1)
+                                     if i + 3 < len(chans)})
+        self.to_rgb = nn.Sequential(nn.Conv2d(chans[-1], 3, 3, 1, 1), nn.Tanh())
+
+    @property
+    def z_dim(self) -> int:
+        return self.config.z_dim
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        feats = [self.stem(z)]
+        for i, up in enumerate(self.ups, start=1):
+            h = up(feats[-1])
+            if str(i) in self.excite:
+                h = self.excite[str(i)](feats[i - 3], h)
+            feats.append(h)
+        return self.to_rgb(feats[-1])
+
+
+# ---------------------------------------------------------------------------------------------
 # Discriminator / critic
 
 
@@ -394,6 +472,7 @@ class DiscriminatorConfig:
     image_size: int = 64
     num_attributes: int = 0  # > 0: projection discriminator for a conditional G (Miyato & Koyama 2018)
     downsample: str = "strided"  # "strided": 4×4 stride-2 convs (DCGAN); "pool": 3×3 conv + 2× average pooling
+    reconstruct: bool = False  # self-supervised: decoders rebuild real images from the 16×16 and 8×8 features
 
     def validate(self) -> None:
         _check_range(self, "width", 4, 256)
@@ -401,6 +480,10 @@ class DiscriminatorConfig:
         _check_choice(self, "norm", ("batch", "spectral", "layer", "none"))
         _check_choice(self, "downsample", ("strided", "pool"))
         _check_image_size(self)
+        if not isinstance(self.reconstruct, bool):
+            raise ValueError(f"DiscriminatorConfig.reconstruct must be true or false, got {self.reconstruct!r}")
+        if self.reconstruct and self.image_size < 32:
+            raise ValueError(f"DiscriminatorConfig.reconstruct needs image_size of at least 32, got {self.image_size}")
 
 
 class Discriminator(nn.Module):
@@ -442,15 +525,65 @@ class Discriminator(nn.Module):
         # normalised: without it (a BatchNorm D) the projection alone overpowered G within 200 steps
         self.project = (spectral_norm(nn.Linear(cfg.num_attributes, chans[-1], bias=False))
                         if cfg.num_attributes else None)
+        # stage i's output is image_size / 2^(i+1) pixels wide: the 16×16 and the 8×8 stages
+        self.tap = {int(math.log2(cfg.image_size)) - 5 + k: name for k, name in enumerate(("part", "whole"))}
+        self.decoders = (nn.ModuleDict({name: _decoder(chans[i]) for i, name in self.tap.items()})
+                         if cfg.reconstruct else None)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, reconstruct: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The logit per image; with `reconstruct=True` also the self-supervised loss on `x`
+        (mean L1 of the whole image at 32×32 from the 8×8 features, and of a random quadrant at
+        32×32 from that quadrant of the 16×16 features: Liu et al. 2021, with L1 for their LPIPS,
+        which needs pretrained weights). Only real images should be reconstructed."""
+        if not reconstruct:
+            h = self.features(x)
+        else:
+            if self.decoders is None:
+                raise ValueError("this discriminator has no decoders (DiscriminatorConfig.reconstruct)")
+            h, taps, stage = x, {}, -1
+            for layer in self.features:
+                h = layer(h)
+                if isinstance(layer, nn.LeakyReLU):
+                    stage += 1
+                    if stage in self.tap:
+                        taps[self.tap[stage]] = h
         out = self.head(h).squeeze(1)
         if self.project is not None:
             if c is None:
                 raise ValueError("this discriminator is conditional: pass the attributes c")
             out = out + (self.project(c.to(h.dtype) * 2 - 1) * h.mean((2, 3))).sum(1)
-        return out
+        if not reconstruct:
+            return out
+        return out, self._reconstruction_loss(x, taps)
+
+    def _reconstruction_loss(self, x: torch.Tensor, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        target = x.float()
+        whole = self.decoders["whole"](taps["whole"]).float()
+        loss = (whole - _resized(target, whole.shape[-1])).abs().mean()
+        part = taps["part"]
+        q = int(torch.randint(4, ()))  # which quadrant, one per batch as in the paper
+        hs, ws = part.shape[-2] // 2, part.shape[-1] // 2
+        r, col = divmod(q, 2)
+        rebuilt = self.decoders["part"](part[..., r * hs:(r + 1) * hs, col * ws:(col + 1) * ws]).float()
+        size_h, size_w = target.shape[-2] // 2, target.shape[-1] // 2
+        quadrant = target[..., r * size_h:(r + 1) * size_h, col * size_w:(col + 1) * size_w]
+        return loss + (rebuilt - _resized(quadrant, rebuilt.shape[-1])).abs().mean()
+
+
+def _decoder(c_in: int) -> nn.Sequential:
+    """A small decoder from an 8×8 D feature map to a 32×32 RGB image: two GLU up-blocks (halving
+    the channels, at least 16), then a 3×3 conv and tanh."""
+    layers: list[nn.Module] = []
+    c = c_in
+    for _ in range(2):
+        layers.append(_glu_block(c, max(c // 2, 16)))
+        c = max(c // 2, 16)
+    return nn.Sequential(*layers, nn.Conv2d(c, 3, 3, 1, 1), nn.Tanh())
+
+
+def _resized(x: torch.Tensor, size: int) -> torch.Tensor:
+    return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="area")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,7 +798,8 @@ MODEL_KINDS: dict[str, tuple[type[nn.Module], type]] = {
     "evaluator": (Evaluator, EvaluatorConfig),
 }
 # Generators other than the DCGAN, by the `arch` their config names (a config without one is a DCGAN)
-GENERATOR_ARCHS: dict[str, tuple[type[nn.Module], type]] = {"style": (StyleGenerator, StyleGeneratorConfig)}
+GENERATOR_ARCHS: dict[str, tuple[type[nn.Module], type]] = {"style": (StyleGenerator, StyleGeneratorConfig),
+                                                             "fast": (FastGenerator, FastGeneratorConfig)}
 
 
 def model_classes(kind: str, config: dict) -> tuple[type[nn.Module], type]:

@@ -131,6 +131,18 @@ def tiny_models(tmp_path_factory) -> Path:
     return write_tiny_models(tmp_path_factory.mktemp("models") / "tiny")
 
 
+def models_with_generator(tiny_models: Path, folder: Path, generator) -> Path:
+    """A copy of the tiny models folder with another generator in it (its DCGAN directions removed)."""
+    import shutil
+
+    from core.checkpoint import save_checkpoint
+
+    shutil.copytree(tiny_models, folder)
+    (folder / "directions.pt").unlink()
+    save_checkpoint(folder / "generator.pt", "generator", generator)
+    return folder
+
+
 @pytest.fixture
 def make_window(qtbot, tiny_models, tmp_path):
     """Build a MainWindow on the tiny models (fast jobs, QSettings in tmp_path), shown and ready.

@@ -1,14 +1,13 @@
 """The style-based generator: shapes and range, z -> w -> image, checkpoints, the engine on it, training."""
 from __future__ import annotations
 
-import shutil
 import types
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import write_celeba
+from conftest import models_with_generator, write_celeba
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.engine import Engine
 from core.data import to_uint8
@@ -104,11 +103,8 @@ def test_checkpoint_rebuilds_the_same_style_generator_from_its_metadata(tmp_path
 
 
 def test_engine_edits_a_style_generator_in_w(tiny_models, tmp_path):
-    folder = tmp_path / "models"
-    shutil.copytree(tiny_models, folder)
-    (folder / "directions.pt").unlink()  # fitted for the DCGAN
     style = small()
-    save_checkpoint(folder / "generator.pt", "generator", style)
+    folder = models_with_generator(tiny_models, tmp_path / "models", style)
     # the tiny encoder predicts 16-number z; a style G is edited in its 32-number w
     with pytest.raises(CheckpointError, match="train the encoder"):
         Engine(folder, device="cpu", start_worker=False, directions_cache=tmp_path / "dirs")

@@ -33,9 +33,10 @@ CANDIDATES: dict[str, list[str]] = {
                                  "--to-rgb", "subpixel"],
     "style G16/D64 pool-D": ["--arch", "style", "--g-width", "16", "--d-width", "64", "--d-downsample", "pool",
                              "--r1", "0.2", "--r1-every", "16"],
+    "fast G32/D32 self-supervised D": ["--arch", "fast", "--g-width", "32", "--d-width", "32", "--d-recon", "1"],
 }
 MODEL_OPTIONS = ("--arch", "--g-width", "--d-width", "--d-downsample", "--loss", "--conditional", "--preset",
-                 "--upsample", "--to-rgb", "--d-norm", "--diffaug", "--r1", "--ema")
+                 "--upsample", "--to-rgb", "--d-norm", "--diffaug", "--r1", "--ema", "--d-recon")
 
 
 def _sync(device: torch.device) -> None:

@@ -5,13 +5,14 @@
     python -m training.train_gan --data ... --loss wgan-gp          # Wasserstein + gradient penalty
     torchrun --nproc_per_node 8 -m training.train_gan --data ...    # DDP: --batch-size is per rank
     python -m training.train_gan --data ... --arch style --g-width 16 --r1 0.2 --r1-every 16  # style-based G
+    python -m training.train_gan --data ... --arch fast --d-recon 1     # FastGAN-style G, self-supervised D
 
 Losses: `bce` (non-saturating, the DCGAN recipe), `hinge`, `wgan-gp` (critic, λ=10, n_critic=5).
 The defaults are the shipped recipe, chosen by FD_cls on the held-out faces (resources/MODELS.md):
 DCGAN D with batch norm and DCGAN init, a resize-conv G (no checkerboard), DiffAugment (colour +
 translation) on everything D sees, an EMA of G's weights (BatchNorm statistics recomputed
 before use), batch 64. Also available: spectral/layer norm, R1 on real images, layers shaped for
-CPUs, a style-based G. Writes run/generator.pt (EMA weights when used) and
+CPUs, a style-based G, a FastGAN-style G and a self-supervised D. Writes run/generator.pt (EMA weights when used) and
 run/discriminator.pt, both resumable.
 """
 from __future__ import annotations
@@ -32,8 +33,8 @@ from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.data import to_model_range
 from core.device import autocast
 from core.metrics import fd_cls
-from core.models import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, StyleGenerator,
-                         StyleGeneratorConfig)
+from core.models import (Discriminator, DiscriminatorConfig, FastGenerator, FastGeneratorConfig, Generator,
+                         GeneratorConfig, StyleGenerator, StyleGeneratorConfig)
 from training.common import (BatchSampler, Dist, MetricLog, balance_weights, base_parser, batch_line, param_hash,
                              parse_balance, resume_failed, resume_state, run_precision, save_grid, setup, total_steps,
                              train_summary)
@@ -50,10 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = base_parser(__doc__.split("\n")[0], "runs/gan")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named recipe (overrides the options below)")
     p.add_argument("--loss", choices=("bce", "hinge", "wgan-gp"), default="bce")
-    p.add_argument("--arch", choices=("dcgan", "style"), default="dcgan",
-                   help="generator: dcgan (the shipped kind) or style (mapping network + modulated convs)")
+    p.add_argument("--arch", choices=("dcgan", "style", "fast"), default="dcgan",
+                   help="generator: dcgan (the shipped kind), style (mapping network + modulated convs) or fast "
+                        "(FastGAN: one GLU conv per resolution, skip-layer excitation)")
     p.add_argument("--z-dim", type=int, default=128)
-    p.add_argument("--g-width", type=int, default=64, help="dcgan: channels at the last hidden resolution; "
+    p.add_argument("--g-width", type=int, default=64, help="dcgan, fast: channels at the last hidden resolution; "
                    "style: channels at the output resolution (doubling per halving up to --max-channels)")
     p.add_argument("--w-dim", type=int, default=128, help="style: size of w")
     p.add_argument("--mapping-layers", type=int, default=4, help="style: layers of the mapping network")
@@ -72,6 +74,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     p.add_argument("--to-rgb", choices=("resize", "subpixel"), default="resize",
                    help="dcgan: G's last doubling as the others (resize-conv), or sub-pixel (faster on CPUs)")
+    p.add_argument("--d-recon", type=float, default=0.0,
+                   help="self-supervised D (FastGAN): weight of its decoders' L1 reconstruction of real faces (0 = off)")
     p.add_argument("--d-downsample", choices=("strided", "pool"), default="strided",
                    help="D's downsampling: 4×4 stride-2 convs, or 3×3 convs with 2× average pooling (faster in bf16 on CPUs)")
     p.add_argument("--d-norm", choices=("batch", "spectral", "layer", "none"), default=None,
@@ -109,6 +113,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, key, value)
     if args.lr_g is None:
         args.lr_g = 2e-3 if args.arch == "style" else 2e-4
+    if args.d_recon < 0:
+        p.error("--d-recon must be 0 (off) or a positive weight")
     if args.r1_every < 1:
         p.error("--r1-every must be at least 1")
     if args.conditional and args.arch != "style":
@@ -228,6 +234,8 @@ def build_generator(args: argparse.Namespace, num_attributes: int = 0) -> Genera
             z_dim=args.z_dim, w_dim=args.w_dim, mapping_layers=args.mapping_layers, width=args.g_width,
             max_channels=max(args.max_channels, args.g_width), convs_per_block=args.convs_per_block,
             noise=args.noise, image_size=args.image_size, num_attributes=num_attributes))
+    if args.arch == "fast":
+        return FastGenerator(FastGeneratorConfig(z_dim=args.z_dim, width=args.g_width, image_size=args.image_size))
     return Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
                                      image_size=args.image_size, to_rgb=args.to_rgb))
 
@@ -251,6 +259,7 @@ class GanTrainer:
             raise ValueError("a conditional GAN needs the training faces' attribute labels")
         self.labels = labels.float() if conditional else None
         self.cond_cls = float(getattr(args, "cond_cls", 0.0) or 0.0)
+        self.d_recon = float(getattr(args, "d_recon", 0.0) or 0.0)
         if self.cond_cls and cond_classifier is None:
             raise ValueError("--cond-cls needs the classifier that reads the condition's attributes")
         self.cond_classifier = cond_classifier.to(device).eval().requires_grad_(False) if self.cond_cls else None
@@ -261,10 +270,11 @@ class GanTrainer:
             pick = order[torch.arange(len(self.gen.labels)) % len(order)]  # distinct faces; repeats if too few
             self.gen.labels.copy_(self.labels[pick.to(self.labels.device)].cpu())
         self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size,
-                                                      num_attributes=num_attributes, downsample=args.d_downsample))
+                                                      num_attributes=num_attributes, downsample=args.d_downsample,
+                                                      reconstruct=self.d_recon > 0))
         self.g_kwargs = {"mixing": args.mixing} if args.arch == "style" else {}
         if args.init == "dcgan":
-            if args.arch == "dcgan":  # the style G keeps its N(0, 1) weights (scaled at run time)
+            if args.arch != "style":  # the style G keeps its N(0, 1) weights (scaled at run time)
                 self.gen.apply(dcgan_init)
             self.disc.apply(dcgan_init)
         self.gen.to(device, memory_format=torch.channels_last)
@@ -305,8 +315,15 @@ class GanTrainer:
                 with torch.no_grad():
                     fake = self.g_fn(z, **self.g_kwargs, **fake_kw)
                 real_in, fake_in = diff_augment(real, policy), diff_augment(fake, policy)
-                d_real, d_fake = self.d_fn(real_in, **real_kw).float(), self.d_fn(fake_in, **fake_kw).float()
+                if self.d_recon:  # D also rebuilds the (augmented) real faces it saw from its own features
+                    d_real, rec = self.d_fn(real_in, reconstruct=True, **real_kw)
+                    d_real = d_real.float()
+                else:
+                    d_real = self.d_fn(real_in, **real_kw).float()
+                d_fake = self.d_fn(fake_in, **fake_kw).float()
                 d_loss = d_adversarial(args.loss, d_real, d_fake)
+                if self.d_recon:
+                    d_loss = d_loss + self.d_recon * rec
             if args.loss == "wgan-gp":
                 d_loss = d_loss + args.gp * gradient_penalty(disc, real_in, fake_in, **real_kw)
                 d_loss = d_loss + 1e-3 * d_real.square().mean()  # drift term keeps critic values bounded
