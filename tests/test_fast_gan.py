@@ -168,3 +168,42 @@ def test_smoke_training_of_the_fast_gan_with_a_self_supervised_d_saves_and_resum
     assert any(k.endswith("weight") for k in changed)  # the resumed step updated the decoders too
     with pytest.raises(SystemExit):
         train_gan.main(common + ["--d-recon", "-1"])
+
+
+def test_a_run_s_d_gains_its_decoders_when_resumed_with_d_recon(tmp_path):
+    data = write_celeba(tmp_path / "celeba", n=60)
+    out = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(out), "--smoke", "--cache-dir", str(tmp_path / "cache"),
+              "--threads", "1"]
+    train_gan.main(common + ["--steps", "3"])
+    plain = load_checkpoint(out / "discriminator.pt", "discriminator").model
+    assert plain.decoders is None
+    resumed = train_gan.main(common + ["--resume", "--steps", "5", "--d-recon", "1"])
+    assert resumed["steps"] == 5
+    d_ck = load_checkpoint(out / "discriminator.pt", "discriminator")
+    assert d_ck.model.decoders is not None
+    opt_d = d_ck.extra["resume"]["opt_d"]
+    assert len(opt_d["param_groups"][0]["params"]) == len(list(d_ck.model.parameters()))
+
+
+def test_new_decoders_join_a_trained_d_without_touching_its_layers_or_moments():
+    plain = tiny_d(reconstruct=False)
+    opt = torch.optim.Adam(plain.parameters(), lr=1e-2)
+    plain(torch.randn(4, 3, 64, 64)).mean().backward()
+    opt.step()  # trained weights and non-zero moments
+    recon = tiny_d()
+    state, opt_state = train_gan.with_new_decoders(recon, plain.state_dict(), opt.state_dict())
+    recon.load_state_dict(state)
+    new_opt = torch.optim.Adam(recon.parameters(), lr=1e-2)
+    new_opt.load_state_dict(opt_state)
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(recon.state_dict()[name], value)
+    old = list(plain.parameters())
+    for p_old, p_new in zip(old, recon.parameters()):  # the saved moments sit on the same parameters
+        torch.testing.assert_close(new_opt.state[p_new]["exp_avg"], opt.state[p_old]["exp_avg"])
+    decoder_params = list(recon.decoders.parameters())
+    assert len(list(recon.parameters())) == len(old) + len(decoder_params)
+    assert all(p not in new_opt.state for p in decoder_params)  # empty moments: Adam starts them afresh
+    recon(torch.randn(4, 3, 64, 64), reconstruct=True)[1].backward()
+    new_opt.step()
+    assert all(p in new_opt.state for p in decoder_params)

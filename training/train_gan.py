@@ -361,6 +361,19 @@ def read_resume(g_path: Path, d_path: Path) -> dict | None:
             "time_s": float(g_ck.train.get("time_s", 0.0)), "history": list(g_ck.train.get("history", []))}
 
 
+def with_new_decoders(disc: Discriminator, saved: dict, opt_state: dict) -> tuple[dict, dict]:
+    """A saved D state (and its Adam state) for `disc`; when `disc` is self-supervised and the
+    saved D was not, its fresh decoders join with empty moments, so --d-recon can start mid-run."""
+    if disc.decoders is None or any(k.startswith("decoders.") for k in saved):
+        return saved, opt_state
+    fresh = {k: v for k, v in disc.state_dict().items() if k.startswith("decoders.")}
+    groups = [dict(g) for g in opt_state["param_groups"]]
+    known = sum(len(g["params"]) for g in groups)
+    added = len(list(disc.parameters())) - known  # the decoders are registered last, so their params come last
+    groups[-1]["params"] = list(groups[-1]["params"]) + list(range(known, known + added))
+    return {**saved, **fresh}, {"state": opt_state["state"], "param_groups": groups}
+
+
 def fd_input(classifier: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Images at the classifier's resolution (a 64-px classifier can grade a 128-px G)."""
     size = classifier.config.image_size
@@ -413,9 +426,10 @@ def train(args: argparse.Namespace) -> dict:
             gen.load_state_dict(resume["generator_raw"])
             if gen_ema is not None:
                 gen_ema.load_state_dict(state["ema"])
-            disc.load_state_dict(state["disc"])
+            disc_state, opt_d_state = with_new_decoders(disc, state["disc"], state["d_resume"]["opt_d"])
+            disc.load_state_dict(disc_state)
             trainer.opt_g.load_state_dict(resume["opt_g"])
-            trainer.opt_d.load_state_dict(state["d_resume"]["opt_d"])
+            trainer.opt_d.load_state_dict(opt_d_state)
             start = int(resume["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise resume_failed(g_path, exc) from None
