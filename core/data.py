@@ -376,18 +376,49 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "latent-steer"
 
 
+def _cache_prefix(index: CelebAIndex, size: int) -> str:
+    """The part of a cache file's name shared by every version of one folder's cache at one size."""
+    folder = hashlib.sha1(str(index.root.resolve()).encode()).hexdigest()[:8]
+    return f"celeba-{size}px-{folder}-"
+
+
 def _cache_key(index: CelebAIndex, size: int) -> str:
-    """Changes whenever the listed images, their files or the preprocessing change."""
+    """Changes whenever the listed images' bytes, the attribute table or the preprocessing change.
+
+    Keyed by content, not by file times, so a folder copied again (fresh mtimes, same faces) keeps
+    its cache; reading the bytes costs seconds where decoding them again costs minutes."""
     h = hashlib.sha1()
-    h.update(f"v{PREPROCESS_VERSION}|{size}|{index.root.resolve()}|".encode())
+    h.update(f"v{PREPROCESS_VERSION}|{size}|".encode())
     if not index.aligned:
         h.update(f"align{ALIGN_VERSION}|".encode())
     image_dir = index.image_dir
     for fname in index.filenames:
-        st = (image_dir / fname).stat()
-        h.update(f"{fname}:{st.st_size}:{st.st_mtime_ns};".encode())
+        h.update(f"{fname}:".encode())
+        h.update(_file_digest(image_dir / fname))
     h.update(index.attributes.tobytes())
     return h.hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> bytes:
+    """A file's content hash; a folder, pipe or unreadable file hashes as a marker (never read:
+    a pipe would block), and decoding it then names the file."""
+    try:
+        if stat.S_ISREG(path.stat().st_mode):
+            return hashlib.sha1(path.read_bytes()).digest()
+    except OSError:
+        pass
+    return b"not a readable file"
+
+
+def _prune_caches(cache_path: Path, prefix: str) -> None:
+    """Remove the folder's caches at this size other than `cache_path`: they no longer match its
+    content (only a folder reverted to old bytes would use one again), and each is up to hundreds of MB."""
+    for old in cache_path.parent.glob(f"{prefix}*.pt"):
+        if old != cache_path:
+            try:
+                old.unlink()
+            except OSError:  # another process's file, or read-only: only costs disk space
+                pass
 
 
 def _decode_one(path: Path, size: int) -> torch.Tensor:
@@ -440,12 +471,14 @@ def load_celeba(
 ) -> CelebATensors:
     """Index, decode and preprocess a CelebA folder once; later calls read the cached tensor.
 
-    The cache file is keyed by the image list, their sizes and mtimes, the attribute table and
-    the preprocessing version, so an edited dataset is never served stale.
+    The cache file is keyed by the images' bytes, the attribute table and the preprocessing
+    version, so an edited dataset is never served stale; writing a new one removes the folder's
+    older caches.
     """
     index = read_celeba(root)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_path = cache_dir / f"celeba-{size}px-{_cache_key(index, size)}.pt"
+    prefix = _cache_prefix(index, size)
+    cache_path = cache_dir / f"{prefix}{_cache_key(index, size)}.pt"
     holdout = torch.from_numpy(index.holdout_mask(holdout_count))  # by ID over the listed images, found or not
     attributes, filenames = torch.from_numpy(index.attributes), list(index.filenames)
     blob = None
@@ -477,6 +510,7 @@ def load_celeba(
                 raise CelebAError(f"{index.image_dir}: no face found in any of the {len(paths)} crops")
             blob = {"images": torch.stack([d[0] for d in found]), "keep": keep,
                     "padded": torch.tensor([d[1] for d in found], dtype=torch.uint8)}
+        _prune_caches(cache_path, prefix)  # first, so a full disk has their space for the new one
         _write_cache(blob, cache_path)
     keep = blob.get("keep")
     if keep is not None:

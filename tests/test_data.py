@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -128,15 +129,40 @@ def test_decoded_cache_is_reused_and_invalidated(tmp_path):
     third = load_celeba(root, cache_dir=cache)
     assert third.cache_path != first.cache_path
     assert third.images[0, 1].float().mean() > 200
+    assert not first.cache_path.exists() and len(list(cache.iterdir())) == 1  # the stale one went
     # a damaged cache file is rebuilt, not trusted
     third.cache_path.write_bytes(b"garbage")
     fourth = load_celeba(root, cache_dir=cache)
     assert torch.equal(fourth.images, third.images)
 
 
+def test_decoded_cache_is_keyed_by_content_not_file_times(tmp_path):
+    """A folder copied again (new mtimes, same bytes) keeps its cache; another folder and another
+    size get their own, and writing one never removes the other folder's."""
+    root = write_celeba(tmp_path / "celeba", n=8)
+    cache = tmp_path / "cache"
+    first = load_celeba(root, cache_dir=cache)
+    written = first.cache_path.stat().st_mtime_ns
+    for f in (root / "img_align_celeba").iterdir():
+        os.utime(f, ns=(10**18, 10**18))
+    again = load_celeba(root, cache_dir=cache)
+    assert again.cache_path == first.cache_path and first.cache_path.stat().st_mtime_ns == written
+    copy = shutil.copytree(root, tmp_path / "copy")
+    other = load_celeba(copy, cache_dir=cache)
+    small = load_celeba(root, size=32, cache_dir=cache)
+    assert len({first.cache_path, other.cache_path, small.cache_path}) == 3
+    assert all(p.exists() for p in (first.cache_path, other.cache_path, small.cache_path))
+    assert torch.equal(other.images, first.images)
+
+
 def test_unreadable_dataset_image_names_the_file(tmp_path):
     root = write_celeba(tmp_path / "celeba", n=6)
     (root / "img_align_celeba" / "000004.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(CelebAError, match="000004.jpg"):
+        load_celeba(root, cache_dir=tmp_path / "cache")
+    # a folder (or pipe) in a file's place is named too: the cache key never reads it
+    (root / "img_align_celeba" / "000004.jpg").unlink()
+    (root / "img_align_celeba" / "000004.jpg").mkdir()
     with pytest.raises(CelebAError, match="000004.jpg"):
         load_celeba(root, cache_dir=tmp_path / "cache")
 
