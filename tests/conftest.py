@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +52,15 @@ def celeba_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test gets its own decoded-dataset cache and autosave folder; nothing is written to the user's home."""
-    monkeypatch.setenv("LATENT_STEER_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("LATENT_STEER_DATA", str(tmp_path / "data"))
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test gets its own decoded-dataset cache and autosave folder; nothing is written to the user's home.
+    A test that undid them (`monkeypatch.undo()` undoes the whole fixture) fails here, not silently."""
+    isolated = {"LATENT_STEER_CACHE": str(tmp_path / "cache"), "LATENT_STEER_DATA": str(tmp_path / "data")}
+    for name, value in isolated.items():
+        monkeypatch.setenv(name, value)
+    yield
+    undone = [name for name, value in isolated.items() if os.environ.get(name) != value]
+    assert not undone, f"the test undid {undone}: it may have written to the user's home (use monkeypatch.context())"
 
 
 SETTLE_MS = 60_000  # a generous bound for a busy 2-core machine: a test waits on events, never on a clock

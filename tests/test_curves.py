@@ -21,10 +21,10 @@ def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatc
     clock = iter(range(0, 10**6, 20))  # every call of time.time() is 20 s later: a snapshot each 3 steps
     import training.train_gan as tg
 
-    monkeypatch.setattr(tg.time, "time", lambda: float(next(clock)))
     run = tmp_path / "run"
-    train_gan.main(["--data", str(data), "--out", str(run), "--smoke", "--steps", "8", "--snapshot-minutes", "1"])
-    monkeypatch.undo()
+    with monkeypatch.context() as m:  # undoing only this patch: the whole fixture's undo would unset the test's cache folder
+        m.setattr(tg.time, "time", lambda: float(next(clock)))
+        train_gan.main(["--data", str(data), "--out", str(run), "--smoke", "--steps", "8", "--snapshot-minutes", "1"])
     snaps = sorted(p.name for p in (run / "snapshots").glob("*.pt"))
     assert snaps[:2] == ["minute0001.pt", "minute0002.pt"]
     ck = load_checkpoint(run / "snapshots" / snaps[0], "generator")
@@ -46,10 +46,10 @@ def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatc
     assert grey > 50  # the dashed reference line
     # by steps (runs whose minutes differ in worth): the same rows, plotted at their step counts
     drawn = []
-    monkeypatch.setattr(eval_curves, "plot", lambda series, *a, **k: drawn.append((series, k["xlabel"])))
-    eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "8", "--labels", "tiny",
-                      "--out", str(tmp_path / "steps.png"), "--x", "steps"])
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(eval_curves, "plot", lambda series, *a, **k: drawn.append((series, k["xlabel"])))
+        eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "8", "--labels", "tiny",
+                          "--out", str(tmp_path / "steps.png"), "--x", "steps"])
     assert drawn[0] == ({"tiny": [(r["steps"], r["fd_evaluator"]) for r in rows]}, "training steps")
     with pytest.raises(SystemExit, match="held-out faces"):
         eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "6",
