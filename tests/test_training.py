@@ -10,7 +10,7 @@ import torch
 from conftest import write_celeba
 from core.checkpoint import load_checkpoint
 from training import bench_gan, train_classifier, train_encoder, train_gan
-from training.common import BatchSampler, balance_weights, parse_balance
+from training.common import BatchSampler, balance_weights, parse_balance, stream_shifts
 from training.diffaug import diff_augment, parse_policy
 
 pytestmark = pytest.mark.slow  # trains real (tiny) models: `pytest -m "not slow"` skips them
@@ -85,6 +85,17 @@ def test_balance_weights_raise_a_rare_attribute_to_about_the_asked_share():
         balance_weights(labels, names, {"Bald": 2.0})
     with pytest.raises(ValueError, match="finite"):
         BatchSampler(images, 10, weights=torch.full((1000,), float("nan")))
+
+
+def test_stream_shifts_names_what_a_balance_drags_along():
+    names = ["Bald", "Male", "Smiling"]
+    labels = torch.zeros(1000, 3)
+    labels[:20, :2] = 1  # 2 % bald, all of them male
+    labels[20:400, 1] = 1  # 40 % male in all
+    labels[::2, 2] = 1  # half smile, evenly
+    line = stream_shifts(labels, names, balance_weights(labels, names, {"Bald": 0.2}), top=2)
+    # 20 bald faces weigh 10 each: 200 / 1180 bald, (200 + 380) / 1180 male; smiling barely moves
+    assert line == "balanced stream: Bald 16.9 % (data 2.0 %), Male 49.2 % (data 40.0 %)"  # largest shift first
 
 
 def test_gan_balance_option_trains_and_rejects_unknown_attribute(trained, data_dir):

@@ -408,6 +408,21 @@ def balance_weights(labels: torch.Tensor, names: list[str], attributes: dict[str
     return weights
 
 
+def stream_shifts(labels: torch.Tensor, names: list[str], weights: torch.Tensor, top: int = 6) -> str:
+    """One line naming the attributes whose share in the weighted stream moved most from the data's.
+
+    Why: raising one rare attribute raises everything it comes with (bald, grey, moustache and
+    glasses all raise Male), and G learns the stream it is shown, so FD against real faces pays
+    for a skewed stream. The line lets a run's command be checked before hours are spent on it.
+    """
+    has = (labels > 0.5).float()
+    real = has.mean(0)
+    stream = (weights / weights.sum()) @ has
+    order = (stream - real).abs().argsort(descending=True)[:top]
+    parts = [f"{names[i]} {100 * stream[i]:.1f} % (data {100 * real[i]:.1f} %)" for i in order.tolist()]
+    return "balanced stream: " + ", ".join(parts)
+
+
 def parse_balance(spec: str, default_rate: float) -> dict[str, float]:
     """'Bald:0.3,Mustache' -> {'Bald': 0.3, 'Mustache': default_rate}."""
     out: dict[str, float] = {}

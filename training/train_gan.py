@@ -36,8 +36,8 @@ from core.metrics import fd_cls
 from core.models import (Discriminator, DiscriminatorConfig, FastGenerator, FastGeneratorConfig, Generator,
                          GeneratorConfig, StyleGenerator, StyleGeneratorConfig)
 from training.common import (BatchSampler, Dist, MetricLog, balance_weights, base_parser, batch_line, param_hash,
-                             parse_balance, resume_failed, resume_state, run_precision, save_grid, setup, total_steps,
-                             train_summary)
+                             parse_balance, resume_failed, resume_state, run_precision, save_grid, setup, stream_shifts,
+                             total_steps, train_summary)
 from training.diffaug import diff_augment, parse_policy
 
 PRESETS = {
@@ -453,6 +453,8 @@ def train(args: argparse.Namespace) -> dict:
         weights = balance_weights(data.train_labels, data.attribute_names, attrs) if attrs else None
     except ValueError as e:
         raise SystemExit(f"--balance: {e}") from None
+    if weights is not None and dist.main:
+        print(stream_shifts(data.train_labels, data.attribute_names, weights))
     sampler = BatchSampler(data.train_images, args.batch_size, weights=weights, rank=dist.rank, world=dist.world,
                            seed=args.seed + start, labels=data.train_labels if args.conditional else None)
     log = MetricLog(out, resume=start > 0, enabled=dist.main)
