@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--guide", type=float, default=None, help="try this weight of the global direction")
     p.add_argument("--preserve-weight", type=float, default=None,
                    help="try this weight λ of the pull that keeps the other attributes")
+    p.add_argument("--until", type=float, default=None,
+                   help="try this stopping confidence: a face stops once the steering classifier's p passes it")
     args = p.parse_args(argv)
     if args.faces < 1:
         p.error("--faces must be at least 1")
@@ -158,7 +160,8 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
     tried = {k: v for k, v in (("views", args.views), ("identity_weight", args.identity_weight),
-                                ("guide", args.guide), ("preserve_weight", args.preserve_weight))
+                                ("guide", args.guide), ("preserve_weight", args.preserve_weight),
+                                ("until", args.until))
              if v is not None}
     if tried:  # a variant of the steering, to measure before it ships
         engine.steer_config = replace(engine.steer_config, **tried)
