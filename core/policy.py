@@ -1,9 +1,11 @@
 """What the app's controls mean, in one place for the window, the command line and the eval scripts.
 
 The window's "+"/"−" (and so a slider's end, which is where one "+" gets) runs classifier-gradient
-steering until the steering classifier is confident (p > 0.9), pulled back towards the starting
-face in our classifier's features (the identity term) and leaning a little on the attribute's
-global direction, so it follows what many faces share rather than what fools one network. Locks
+steering until the steering classifier is confident (p > 0.9), read on four small transforms of
+the face (views), pulled back towards the starting face in our classifier's features (the identity
+term) and towards the other attributes' readings (λ), and leaning a little on the attribute's
+global direction, so it follows what many faces share rather than what fools one network. The
+weights are tuned for the shipped generator. Locks
 are constraints: their gradients are projected out and drift is stepped back. The measurements
 behind these choices are in resources/MODELS.md.
 """
@@ -19,7 +21,7 @@ SLIDER_MAX_ALPHA = 3.0  # strength at a slider's end (the face one "+" or "−" 
 PATH_FRAMES_PER_SEGMENT = 12
 PATH_LOOPS = True
 
-WINDOW_STEER = SteerConfig(until=0.9, guide=0.25, identity_weight=1.0)  # "+"/"−", and `main.py steer`
+WINDOW_STEER = SteerConfig(until=0.9, guide=0.1, identity_weight=2.0, preserve_weight=0.8, views=4)  # "+"/"−", `main.py steer`
 
 
 def window_steer_config(p_now: float, sign: int, base: SteerConfig = WINDOW_STEER) -> SteerConfig:

@@ -110,8 +110,16 @@ def _count_steering(engine, monkeypatch) -> list:
     return calls
 
 
+# The slider mechanics on the tiny random models, under a light steering policy: the shipped one (4
+# views, strong identity and preservation terms) is tuned for the shipped G, and on these random
+# networks it amplifies float rounding (a face alone vs in a batch) and may fail to move a face at
+# all. Its effect is tested on the shipped models above.
+LIGHT_POLICY = SteerConfig(until=0.9, guide=0.25, identity_weight=1.0)
+
+
 def test_a_sliders_end_is_the_windows_more_or_less_and_between_lies_the_line(tiny_models, tmp_path, monkeypatch):
     engine = Engine(tiny_models, device="cpu", directions_cache=tmp_path, start_worker=False)
+    engine.steer_config = LIGHT_POLICY
     z = engine.z_from_seed(6, 3)
     smiling = engine.attribute_index("Smiling")
     calls = _count_steering(engine, monkeypatch)
