@@ -4,10 +4,9 @@ The window's "+"/"−" (and so a slider's end, which is where one "+" gets) runs
 steering until the steering classifier is confident (p > 0.9), read on four small transforms of
 the face (views), pulled back towards the starting face in our classifier's features (the identity
 term) and towards the other attributes' readings (λ), and leaning a little on the attribute's
-global direction, so it follows what many faces share rather than what fools one network. The
-weights are tuned for the shipped generator. Locks
-are constraints: their gradients are projected out and drift is stepped back. The measurements
-behind these choices are in resources/MODELS.md.
+global direction, so it follows what many faces share rather than what fools one network. Locks
+are constraints: their gradients are projected out and drift is stepped back. The weights are tuned
+for the shipped generator; the measurements behind them are in resources/MODELS.md.
 """
 from __future__ import annotations
 
@@ -21,7 +20,8 @@ SLIDER_MAX_ALPHA = 3.0  # strength at a slider's end (the face one "+" or "−" 
 PATH_FRAMES_PER_SEGMENT = 12
 PATH_LOOPS = True
 
-WINDOW_STEER = SteerConfig(until=0.9, guide=0.1, identity_weight=2.0, preserve_weight=0.8, views=4)  # "+"/"−", `main.py steer`
+# "+"/"−", and `main.py steer`
+WINDOW_STEER = SteerConfig(until=0.9, guide=0.1, identity_weight=2.0, preserve_weight=0.8, views=4)
 
 
 def window_steer_config(p_now: float, sign: int, base: SteerConfig = WINDOW_STEER) -> SteerConfig:

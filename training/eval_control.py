@@ -159,10 +159,8 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
-    tried = {k: v for k, v in (("views", args.views), ("identity_weight", args.identity_weight),
-                                ("guide", args.guide), ("preserve_weight", args.preserve_weight),
-                                ("until", args.until))
-             if v is not None}
+    tried = {k: getattr(args, k) for k in ("views", "identity_weight", "guide", "preserve_weight", "until")
+             if getattr(args, k) is not None}
     if tried:  # a variant of the steering, to measure before it ships
         engine.steer_config = replace(engine.steer_config, **tried)
     if engine.directions is None and engine.steer_config.guide > 0:

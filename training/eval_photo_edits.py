@@ -121,7 +121,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(f"{name}: {row}", file=sys.stderr)
     config = engine.steer_config
     return {"faces": len(faces), "device": engine.device_name, "identity_weight": config.identity_weight,
-            "guide": config.guide, "views": config.views, "until": config.until,
+            "guide": config.guide, "views": config.views, "until": config.until, "preserve_weight": config.preserve_weight,
             "reconstruction_same_person": None if recon_same is None else float((recon_same < SAME_PERSON).mean()),
             "reconstruction_psnr_db": float(psnr(start_images.float().div(127.5).sub(1),
                                                  crops.float().div(127.5).sub(1)).mean()),
@@ -132,7 +132,8 @@ def markdown(results: dict) -> str:
     rows = results["rows"]
     pct = lambda v: "—" if v is None else f"{100 * v:.1f} %"  # noqa: E731
     out = [f"{results['faces']} inverted faces · window \"more\" (identity weight {results['identity_weight']}, "
-           f"guide {results['guide']}, views {results.get('views', 1)}, until {results.get('until')})"
+           f"guide {results['guide']}, λ {results.get('preserve_weight')}, views {results.get('views', 1)}, "
+           f"until {results.get('until')})"
            " · success and drift by the **evaluator**, same person by **dlib** · "
            f"reconstruction same person as the photo: {pct(results['reconstruction_same_person'])}"
            + (f", PSNR {results['reconstruction_psnr_db']:.2f} dB" if "reconstruction_psnr_db" in results else ""), "",
