@@ -51,9 +51,25 @@ def test_time_snapshots_are_graded_and_plotted(tmp_path, tiny_models, monkeypatc
         eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "8", "--labels", "tiny",
                           "--out", str(tmp_path / "steps.png"), "--x", "steps"])
     assert drawn[0] == ({"tiny": [(r["steps"], r["fd_evaluator"]) for r in rows]}, "training steps")
+    # with coverage: each row also says which attributes the snapshot draws outside 0.5-2x their real share
+    covered = eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "8",
+                                "--labels", "tiny", "--out", str(tmp_path / "cov.png"), "--coverage-n", "12"])
+    for row in covered["tiny"]:
+        judged = [a for a, (r, _) in row["coverage"].items() if r >= 0.02]
+        assert row["coverage_inside"] + len(row["coverage_misses"]) == len(judged) > 0
+        assert all(0 <= g <= 1 and abs(12 * g - round(12 * g)) < 1e-4 for _, g in row["coverage"].values())  # of 12 faces
     with pytest.raises(SystemExit, match="held-out faces"):
         eval_curves.main([str(run), "--data", str(data), "--models", str(tiny_models), "--n", "6",
                           "--out", str(tmp_path / "x.png"), "--with", str(out.with_suffix(".json"))])
+
+
+def test_coverage_counts_attributes_drawn_within_half_to_twice_their_real_share():
+    from training.yardsticks import coverage_misses
+
+    shares = {"Smiling": (0.48, 0.50), "Bald": (0.02, 0.041), "Goatee": (0.06, 0.029), "Wavy": (0.30, 0.15),
+              "Mustache": (0.019, 0.0), "Blond": (0.10, 0.20)}
+    assert coverage_misses(shares) == (3, ["Bald", "Goatee"])  # Mustache is too rare to judge; 0.5x and 2x are inside
+    assert coverage_misses(shares, min_real=0.01) == (3, ["Bald", "Goatee", "Mustache"])
 
 
 def test_a_packed_run_resumes_where_it_stopped(tmp_path):

@@ -5,7 +5,8 @@
 
 Reads the `snapshots/minuteNNNN.pt` generators that `train_gan --snapshot-minutes` keeps, grades
 each on 1,000 generated vs 1,000 held-out faces with the evaluator (the yardstick no method
-touches) and with the steering classifier (FD_cls), prints a table, writes a JSON next to the PNG
+touches) and with the steering classifier (FD_cls), and with `--coverage-n` also the evaluator's
+attribute coverage (`training.yardsticks.coverage_misses`), prints a table, writes a JSON next to the PNG
 and plots FD against training minutes, one line per run.
 """
 from __future__ import annotations
@@ -22,8 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 from core.checkpoint import load_checkpoint
 from core.data import load_celeba
 from core.metrics import classifier_features, frechet_distance
-from training.evaluate import MODELS, sample
-from training.yardsticks import Yardsticks
+from training.evaluate import MODELS, evaluator_coverage, sample
+from training.yardsticks import Yardsticks, coverage_misses
 
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (23, 190, 207)]
 
@@ -37,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default=str(MODELS), help="folder with evaluator.pt and classifier.pt")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--coverage-n", type=int, default=0,
+                   help="also grade coverage on this many generated faces per snapshot (evaluate uses 10,000; 0: off)")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--out", required=True, help="PNG to write (the numbers go to the same name .json)")
     p.add_argument("--with", dest="earlier", action="append", default=[],
@@ -133,13 +136,20 @@ def main(argv: list[str] | None = None) -> dict:
         rows = []
         for minute, path in snapshots(run):
             ck = load_checkpoint(path, "generator", device)
-            fake = sample(ck.model.float().eval(), len(held), args.seed, device)
+            ck.model.float().eval()
+            fake = sample(ck.model, len(held), args.seed, device)
             row = {"minute": minute, "steps": ck.train.get("steps"),
                    "fd_evaluator": round(frechet_distance(sticks.features(fake), real_eval), 2),
                    "fd_cls": round(frechet_distance(classifier_features(classifier, fake), real_cls), 2)}
+            line = (f"{label:>12} | minute {minute:4d} | step {row['steps']} | evaluator FD {row['fd_evaluator']:.2f}"
+                    f" | FD_cls {row['fd_cls']:.2f}")
+            if args.coverage_n:
+                row["coverage"] = evaluator_coverage(sticks, ck.model, held, args.coverage_n, args.seed)
+                inside, misses = coverage_misses(row["coverage"])
+                row["coverage_inside"], row["coverage_misses"] = inside, misses
+                line += f" | coverage {inside} of {inside + len(misses)}, outside: {', '.join(misses) or 'none'}"
             rows.append(row)
-            print(f"{label:>12} | minute {minute:4d} | step {row['steps']} | evaluator FD {row['fd_evaluator']:.2f}"
-                  f" | FD_cls {row['fd_cls']:.2f}", flush=True)
+            print(line, flush=True)
         results[label] = rows
     for earlier in args.earlier:
         blob = json.loads(Path(earlier).read_text())

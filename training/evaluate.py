@@ -24,7 +24,7 @@ from core.data import load_celeba, to_model_range
 from core.device import describe, resolve_device
 from core.identity import SAME_PERSON
 from core.metrics import attribute_accuracy, classifier_features, frechet_distance, path_length, psnr
-from training.yardsticks import EVALUATOR_FILE, Yardsticks
+from training.yardsticks import EVALUATOR_FILE, Yardsticks, coverage_misses
 
 MODELS = resources.MODELS_DIR
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
@@ -142,14 +142,19 @@ def yardstick_results(args: argparse.Namespace, sticks: Yardsticks, gen, base_ge
            "fd_generator": frechet_distance(sticks.features(sample(gen, n, args.seed, device)), real)}
     if base_gen is not None:
         out["fd_baseline"] = frechet_distance(sticks.features(sample(base_gen, n, args.seed, device)), real)
-    real_share = (sticks.probs(held_x) > 0.5).float().mean(0)
-    gen_share = torch.zeros_like(real_share)
-    for start in range(0, args.coverage_n, 2000):
-        count = min(2000, args.coverage_n - start)
-        gen_share += (sticks.probs(sample(gen, count, args.seed + 1 + start, device)) > 0.5).float().sum(0)
-    gen_share /= max(args.coverage_n, 1)
-    out["coverage"] = {a: (float(r), float(g)) for a, r, g in zip(sticks.attributes, real_share, gen_share)}
+    out["coverage"] = evaluator_coverage(sticks, gen, held_x, args.coverage_n, args.seed)
     return out
+
+
+def evaluator_coverage(sticks: Yardsticks, gen, real: torch.Tensor, n: int, seed: int) -> dict[str, tuple[float, float]]:
+    """{attribute: (share of `real` faces, share of `n` generated faces)} the evaluator calls positive."""
+    real_share = (sticks.probs(real) > 0.5).float().mean(0)
+    gen_share = torch.zeros_like(real_share)
+    for start in range(0, n, 2000):  # in chunks: 10,000 faces at once is 500 MB
+        count = min(2000, n - start)
+        gen_share += (sticks.probs(sample(gen, count, seed + 1 + start, sticks.device)) > 0.5).float().sum(0)
+    gen_share /= max(n, 1)
+    return {a: (float(r), float(g)) for a, r, g in zip(sticks.attributes, real_share, gen_share)}
 
 
 def inversion_results(args: argparse.Namespace, sticks: Yardsticks, held_x: torch.Tensor) -> dict:
@@ -238,6 +243,9 @@ def yardstick_markdown(results: dict) -> str:
     if "fd_baseline" in ev:
         lines.append(f"| FD (evaluator features) baseline | {ev['fd_baseline']:.2f} |")
     lines.append(f"| FD (evaluator features) real vs real (floor) | {ev['fd_real_floor']:.2f} |")
+    inside, misses = coverage_misses(ev["coverage"])
+    lines.append(f"| coverage: attributes with real share ≥ 2 % drawn at 0.5–2× it | {inside} of {inside + len(misses)}"
+                 f"{'; outside: ' + ', '.join(misses) if misses else ''} |")
     for name, row in results.get("inversion", {}).items():
         label = "held-out aligned faces" if name == "heldout" else "real photos"
         lines.append(f"| inversion, {row['n']} {label}: PSNR / evaluator attribute agreement | "

@@ -74,3 +74,12 @@ def drift(p0: torch.Tensor, p1: torch.Tensor, attr: int) -> torch.Tensor:
     others = torch.ones(p0.shape[1], dtype=torch.bool)
     others[attr] = False
     return (p1 - p0).abs()[:, others].mean(1)
+
+
+def coverage_misses(coverage: dict[str, tuple[float, float]], min_real: float = 0.02,
+                    band: tuple[float, float] = (0.5, 2.0)) -> tuple[int, list[str]]:
+    """The coverage bar on {attribute: (real share, generated share)}: of the attributes with real
+    share ≥ `min_real`, how many G draws within `band` × their real share, and which it misses."""
+    judged = {a: (r, g) for a, (r, g) in coverage.items() if r >= min_real}
+    misses = [a for a, (r, g) in judged.items() if not band[0] * r <= g <= band[1] * r]
+    return len(judged) - len(misses), misses
