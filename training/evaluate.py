@@ -100,15 +100,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     results["path_length"] = {"z": path_length(gen, classifier, "z", seed=args.seed)}
     if hasattr(gen, "synthesis"):
         results["path_length"]["w"] = path_length(gen, classifier, "w", seed=args.seed)
-    real_share = positive_share(classifier, held_x.to(device))
-    gen_share = torch.zeros_like(real_share)
-    for start in range(0, args.coverage_n, 2000):  # in chunks: 10,000 faces at once is 500 MB
-        count = min(2000, args.coverage_n - start)
-        gen_share += positive_share(classifier, sample(gen, count, args.seed + 1 + start, device)) * count
-    gen_share /= max(args.coverage_n, 1)
     results["coverage"] = {"generated_n": args.coverage_n,
-                           "per_attribute": {a: (float(r), float(g)) for a, r, g in
-                                             zip(classifier_ck.attributes, real_share, gen_share)}}
+                           "per_attribute": coverage_shares(lambda x: positive_share(classifier, x), gen,
+                                                            held_x.to(device), args.coverage_n, args.seed, device,
+                                                            classifier_ck.attributes)}
     baseline = Path(args.baseline) if args.baseline else models / "baseline" / "generator.pt"
     base_gen = None
     if baseline.exists():
@@ -146,15 +141,23 @@ def yardstick_results(args: argparse.Namespace, sticks: Yardsticks, gen, base_ge
     return out
 
 
-def evaluator_coverage(sticks: Yardsticks, gen, real: torch.Tensor, n: int, seed: int) -> dict[str, tuple[float, float]]:
-    """{attribute: (share of `real` faces, share of `n` generated faces)} the evaluator calls positive."""
-    real_share = (sticks.probs(real) > 0.5).float().mean(0)
+def coverage_shares(share, gen, real: torch.Tensor, n: int, seed: int, device: torch.device,
+                    attributes: list[str]) -> dict[str, tuple[float, float]]:
+    """{attribute: (share of `real` faces, share of `n` generated faces)} that `share` (images -> (A,)
+    shares) calls present."""
+    real_share = share(real)
     gen_share = torch.zeros_like(real_share)
     for start in range(0, n, 2000):  # in chunks: 10,000 faces at once is 500 MB
         count = min(2000, n - start)
-        gen_share += (sticks.probs(sample(gen, count, seed + 1 + start, sticks.device)) > 0.5).float().sum(0)
+        gen_share += share(sample(gen, count, seed + 1 + start, device)) * count
     gen_share /= max(n, 1)
-    return {a: (float(r), float(g)) for a, r, g in zip(sticks.attributes, real_share, gen_share)}
+    return {a: (float(r), float(g)) for a, r, g in zip(attributes, real_share, gen_share)}
+
+
+def evaluator_coverage(sticks: Yardsticks, gen, real: torch.Tensor, n: int, seed: int) -> dict[str, tuple[float, float]]:
+    """`coverage_shares` read by the evaluator (p > 0.5, face and mirror)."""
+    return coverage_shares(lambda x: (sticks.probs(x) > 0.5).float().mean(0), gen, real, n, seed, sticks.device,
+                           sticks.attributes)
 
 
 def inversion_results(args: argparse.Namespace, sticks: Yardsticks, held_x: torch.Tensor) -> dict:
