@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,6 +32,7 @@ from core.latent import on_sphere, sample_codes, typical_norm
 from core.policy import SLIDER_MAX_ALPHA
 from core.steering import SteerConfig
 from core.worker import run_inline
+from training.policy_options import add_policy_options, apply_policy_options, policy_label
 from training.yardsticks import Yardsticks, drift
 
 ATTRIBUTES = ["Smiling", "Eyeglasses", "Blond_Hair", "Mustache", "Male", "Wearing_Lipstick", "Bald", "Young"]
@@ -52,13 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", nargs="*", default=MODES, choices=MODES)
     p.add_argument("--grids", default=None, help="folder for start | window | slider grids, one per attribute")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
-    p.add_argument("--views", type=int, default=None, help="try the window/CLI steering with this many EOT views")
-    p.add_argument("--identity-weight", type=float, default=None, help="try this identity-term weight")
-    p.add_argument("--guide", type=float, default=None, help="try this weight of the global direction")
-    p.add_argument("--preserve-weight", type=float, default=None,
-                   help="try this weight λ of the pull that keeps the other attributes")
-    p.add_argument("--until", type=float, default=None,
-                   help="try this stopping confidence: a face stops once the steering classifier's p passes it")
+    add_policy_options(p)
     args = p.parse_args(argv)
     if args.faces < 1:
         p.error("--faces must be at least 1")
@@ -159,10 +153,7 @@ def score(sticks: Yardsticks, attr: int, start: dict, frames: list, locks: list[
 
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
-    tried = {k: getattr(args, k) for k in ("views", "identity_weight", "guide", "preserve_weight", "until")
-             if getattr(args, k) is not None}
-    if tried:  # a variant of the steering, to measure before it ships
-        engine.steer_config = replace(engine.steer_config, **tried)
+    tried = apply_policy_options(engine, args)  # a variant of the steering, to measure before it ships
     if engine.directions is None and engine.steer_config.guide > 0:
         print("fitting latent directions first (cached afterwards) ...", file=sys.stderr)
         run_inline(engine.fit_directions_job)
@@ -190,7 +181,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(f"{name}: " + ", ".join(f"{m} {100 * rows[name][m]['success']:.0f} %" for m in args.modes),
               file=sys.stderr)
     return {"device": engine.device_name, "faces": args.faces, "rows": rows, "modes": args.modes,
-            "policy": "shipped" + "".join(f", {k} {v}" for k, v in tried.items()),
+            "policy": policy_label(tried),
             "space": "z" if on_sphere(engine.generator) else "w"}
 
 

@@ -29,6 +29,7 @@ from core.metrics import psnr
 from core.tuning import GeneratorDelta
 from core.worker import run_inline
 from training.eval_control import ATTRIBUTES, IDENTITY_ATTRIBUTES
+from training.policy_options import add_policy_options, apply_policy_options, policy_label
 from training.yardsticks import Yardsticks, drift
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the pivotal tuning's precision (default: the app's, core.tuning.TuneConfig)")
     p.add_argument("--cache", default=None, help="inversions are read from / written to this .pt file")
     p.add_argument("--json", default=None)
+    add_policy_options(p)
     return p.parse_args(argv)
 
 
@@ -95,6 +97,7 @@ def window_more(engine: Engine, face: dict, attr: int) -> torch.Tensor:
 
 def evaluate(args: argparse.Namespace) -> dict:
     engine = Engine(args.models, device=args.device, start_worker=False)
+    tried = apply_policy_options(engine, args)
     sticks = Yardsticks(args.models, engine.device, engine.attributes)
     faces = invert_all(engine, args)
     start_images = torch.stack([engine.render(f["z"], f["delta"])[0].image for f in faces])
@@ -120,7 +123,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         rows[name] = row
         print(f"{name}: {row}", file=sys.stderr)
     config = engine.steer_config
-    return {"faces": len(faces), "device": engine.device_name, "identity_weight": config.identity_weight,
+    return {"faces": len(faces), "device": engine.device_name, "policy": policy_label(tried),
+            "identity_weight": config.identity_weight,
             "guide": config.guide, "views": config.views, "until": config.until, "preserve_weight": config.preserve_weight,
             "reconstruction_same_person": None if recon_same is None else float((recon_same < SAME_PERSON).mean()),
             "reconstruction_psnr_db": float(psnr(start_images.float().div(127.5).sub(1),
