@@ -1,11 +1,13 @@
 """Each training script's --smoke run, end to end on a folder the test writes."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import write_celeba
 from core.checkpoint import load_checkpoint
@@ -126,6 +128,28 @@ def test_classifier_smoke_learns_visible_attribute(trained):
     assert ck.attributes == ["Smiling", "Male", "Eyeglasses", "Young"]
     # attribute 0 is drawn into the fixture images (bright top half); the others are noise
     assert ck.train["heldout"]["per_attribute"]["Smiling"] >= 0.9
+
+
+def test_adversarial_images_stay_within_eps_and_raise_the_loss():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    x, y = torch.rand(16, 3, 8, 8) * 2 - 1, (torch.rand(16, 4) > 0.5).float()
+    adv = train_classifier.adversarial_images(model, x, y, 0.05, contextlib.nullcontext)
+    assert (adv - x).abs().max() <= 0.05 + 1e-6 and adv.min() >= -1 and adv.max() <= 1
+    loss = lambda images: F.binary_cross_entropy_with_logits(model(images), y)  # noqa: E731
+    assert loss(adv) > loss(x) + 0.01  # a linear model's loss rises along the signed gradient
+
+
+def test_classifier_fine_tune_starts_from_init_weights_and_trains_adversarially(trained, data_dir, capsys):
+    result = train_classifier.main(["--data", str(data_dir), "--out", str(trained["out"] / "cls_adv"), "--smoke",
+                                    "--cache-dir", trained["cache"], "--steps", "10",
+                                    "--init", trained["cls"]["checkpoint"], "--adversarial", "0.03"])
+    fresh, tuned = trained["cls"]["history"], result["history"]
+    assert tuned[0]["loss"] < fresh[0]["loss"] - 0.05  # it began where the trained classifier ended, not at random
+    assert load_checkpoint(result["checkpoint"], "classifier").train["args"]["adversarial"] == 0.03
+    with pytest.raises(SystemExit):
+        train_classifier.parse_args(["--data", str(data_dir), "--adversarial", "nan"])
+    assert "--adversarial must be in [0, 0.5]" in capsys.readouterr().err
 
 
 def test_encoder_smoke_writes_checkpoint_and_loss_moves(trained, data_dir):

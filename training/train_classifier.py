@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.checkpoint import save_checkpoint
+from core.checkpoint import load_checkpoint, save_checkpoint
 from core.device import autocast
+from core.messages import one_line
 from core.metrics import attribute_accuracy
 from core.models import MODEL_KINDS
 from training.common import (BatchSampler, MetricLog, base_parser, batch_line, param_hash, random_shift, resume_run,
@@ -35,7 +36,14 @@ def parse_args(argv: list[str] | None, description: str = __doc__.split("\n")[0]
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=200, help="linear warm-up steps before the cosine decay")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (same kind and width; fresh "
+                   "optimiser and schedule): a fine-tune")
+    p.add_argument("--adversarial", type=float, default=0.0, metavar="EPS",
+                   help="train on adversarial images: a random start and one signed-gradient step within ±EPS per "
+                        "pixel of the [-1, 1] range (fast adversarial training); 0: off")
     args = p.parse_args(argv)
+    if not (math.isfinite(args.adversarial) and 0 <= args.adversarial <= 0.5):
+        p.error(f"--adversarial must be in [0, 0.5], got {args.adversarial}")
     if args.smoke:
         args.width = 8
         args.batch_size = min(args.batch_size, 16)
@@ -51,6 +59,20 @@ def learning_rate(args: argparse.Namespace, step: int, steps: int) -> float:
         return args.lr * (step + 1) / args.warmup
     t = (step - args.warmup) / max(1, steps - args.warmup)
     return args.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def adversarial_images(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, eps: float,
+                       run: Callable[[], object]) -> torch.Tensor:
+    """`x` moved within ±eps per pixel to raise the BCE loss: a uniform random start, then one signed
+    gradient step of 1.25·eps, clipped back (Wong et al. 2020). A classifier trained on these has
+    gradients that change what a face looks like rather than invisible pixel patterns, so steering
+    by it should fool it less often (measured by the evaluator in docs/experiments.md)."""
+    delta = torch.empty_like(x).uniform_(-eps, eps).requires_grad_(True)
+    with run():
+        logits = model(x + delta)
+    (grad,) = torch.autograd.grad(F.binary_cross_entropy_with_logits(logits.float(), y), delta)
+    delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp(-eps, eps)
+    return (x + delta).clamp(-1, 1)
 
 
 def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict:
@@ -77,6 +99,12 @@ def train(args: argparse.Namespace, kind: str = "classifier",
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+    if args.init:
+        init = load_checkpoint(args.init, kind)
+        try:
+            model.load_state_dict(init.model.state_dict())
+        except RuntimeError as exc:
+            raise SystemExit(f"--init {args.init}: does not fit a width-{args.width} {kind} ({one_line(exc)})") from None
     path = out / f"{kind}.pt"
     start, elapsed_before, history = resume_run(args, dist, path, kind, model, opt, steps)
     ddp = dist.wrap(model)
@@ -95,6 +123,8 @@ def train(args: argparse.Namespace, kind: str = "classifier",
             group["lr"] = learning_rate(args, step, steps)
         x, y = sampler.next()
         x = augment(x)
+        if args.adversarial > 0:
+            x = adversarial_images(step_fn, x, y, args.adversarial, lambda: autocast(device, precision=precision))
         with autocast(device, precision=precision):
             logits = step_fn(x)
         loss = F.binary_cross_entropy_with_logits(logits.float(), y)
