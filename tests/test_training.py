@@ -147,6 +147,9 @@ def test_classifier_fine_tune_starts_from_init_weights_and_trains_adversarially(
     fresh, tuned = trained["cls"]["history"], result["history"]
     assert tuned[0]["loss"] < fresh[0]["loss"] - 0.05  # it began where the trained classifier ended, not at random
     assert load_checkpoint(result["checkpoint"], "classifier").train["args"]["adversarial"] == 0.03
+    with pytest.raises(SystemExit, match="--init .*generator checkpoint, expected a classifier"):
+        train_classifier.main(["--data", str(data_dir), "--out", str(trained["out"] / "cls_bad"), "--smoke",
+                               "--cache-dir", trained["cache"], "--init", trained["gan"]["checkpoint"]])
     with pytest.raises(SystemExit):
         train_classifier.parse_args(["--data", str(data_dir), "--adversarial", "nan"])
     assert "--adversarial must be in [0, 0.5]" in capsys.readouterr().err

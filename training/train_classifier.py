@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.checkpoint import load_checkpoint, save_checkpoint
+from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.device import autocast
 from core.messages import one_line
 from core.metrics import attribute_accuracy
@@ -65,8 +65,8 @@ def adversarial_images(model: Callable[[torch.Tensor], torch.Tensor], x: torch.T
                        run: Callable[[], object]) -> torch.Tensor:
     """`x` moved within ±eps per pixel to raise the BCE loss: a uniform random start, then one signed
     gradient step of 1.25·eps, clipped back (Wong et al. 2020). A classifier trained on these has
-    gradients that change what a face looks like rather than invisible pixel patterns, so steering
-    by it should fool it less often (measured by the evaluator in docs/experiments.md)."""
+    gradients that change what a face looks like rather than invisible pixel patterns: the evaluator
+    agrees with the edits it steers more often, and they are larger (log: "a robust steering classifier")."""
     delta = torch.empty_like(x).uniform_(-eps, eps).requires_grad_(True)
     with run():
         logits = model(x + delta)
@@ -100,9 +100,10 @@ def train(args: argparse.Namespace, kind: str = "classifier",
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
     if args.init:
-        init = load_checkpoint(args.init, kind)
         try:
-            model.load_state_dict(init.model.state_dict())
+            model.load_state_dict(load_checkpoint(args.init, kind).model.state_dict())
+        except (CheckpointError, OSError) as exc:
+            raise SystemExit(f"--init {args.init}: {one_line(exc)}") from None
         except RuntimeError as exc:
             raise SystemExit(f"--init {args.init}: does not fit a width-{args.width} {kind} ({one_line(exc)})") from None
     path = out / f"{kind}.pt"
