@@ -124,8 +124,8 @@ def train(args: argparse.Namespace, kind: str = "classifier",
             group["lr"] = learning_rate(args, step, steps)
         x, y = sampler.next()
         x = augment(x)
-        if args.adversarial > 0:
-            x = adversarial_images(step_fn, x, y, args.adversarial, lambda: autocast(device, precision=precision))
+        if args.adversarial > 0:  # the bare model: the attack needs only the input's gradient, no DDP or compiled graph
+            x = adversarial_images(model, x, y, args.adversarial, lambda: autocast(device, precision=precision))
         with autocast(device, precision=precision):
             logits = step_fn(x)
         loss = F.binary_cross_entropy_with_logits(logits.float(), y)
