@@ -393,9 +393,11 @@ class FastGeneratorConfig:
     z_dim: int = 128
     width: int = 32  # channels at the last hidden resolution (image_size / 2); ×2 per halving, up to ×8
     image_size: int = 64
+    upsample: str = "nearest"  # "bilinear": a smoothing 2× (no one-pixel checkerboard); same weights either way
 
     def validate(self) -> None:
         _check_choice(self, "arch", ("fast",))
+        _check_choice(self, "upsample", ("nearest", "bilinear"))
         _check_range(self, "z_dim", 2, 1024)
         _check_range(self, "width", 4, 256)
         _check_image_size(self)
@@ -404,9 +406,10 @@ class FastGeneratorConfig:
                              f"got {self.image_size}")
 
 
-def _glu_block(c_in: int, c_out: int) -> nn.Sequential:
-    """Nearest 2× upsampling, one 3×3 conv to 2·c_out, BN, GLU: FastGAN's single-conv up-block."""
-    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, 2 * c_out, 3, 1, 1, bias=False),
+def _glu_block(c_in: int, c_out: int, upsample: str = "nearest") -> nn.Sequential:
+    """2× upsampling, one 3×3 conv to 2·c_out, BN, GLU: FastGAN's single-conv up-block."""
+    up = nn.Upsample(scale_factor=2, mode=upsample, **({"align_corners": False} if upsample == "bilinear" else {}))
+    return nn.Sequential(up, nn.Conv2d(c_in, 2 * c_out, 3, 1, 1, bias=False),
                          nn.BatchNorm2d(2 * c_out), nn.GLU(dim=1))
 
 
@@ -441,7 +444,7 @@ class FastGenerator(nn.Module):
         chans = [cfg.width * 2 ** min(n_up - 1 - i, 3) for i in range(n_up)] + [max(cfg.width // 2, 4)]
         self.stem = nn.Sequential(nn.Linear(cfg.z_dim, 2 * chans[0] * 16, bias=False), nn.Unflatten(1, (2 * chans[0], 4, 4)),
                                   nn.BatchNorm2d(2 * chans[0]), nn.GLU(dim=1))
-        self.ups = nn.ModuleList([_glu_block(c_in, c_out) for c_in, c_out in zip(chans[:-1], chans[1:])])
+        self.ups = nn.ModuleList([_glu_block(c_in, c_out, cfg.upsample) for c_in, c_out in zip(chans[:-1], chans[1:])])
         # stage i (0 = 4×4) excites stage i + 3: 4 -> 32 and 8 -> 64 at 64 px
         self.excite = nn.ModuleDict({str(i + 3): SkipExcitation(chans[i], chans[i + 3]) for i in (0, 1)
                                      if i + 3 < len(chans)})

@@ -37,6 +37,40 @@ def test_config_rejects_what_it_cannot_build():
             FastGenerator(FastGeneratorConfig(**bad))
 
 
+def _high_share(x: torch.Tensor) -> float:
+    """Share of the images' power in the upper half of the frequencies (either axis)."""
+    power = torch.fft.fft2(x - x.mean(dim=(-2, -1), keepdim=True)).abs() ** 2
+    fy, fx = (torch.fft.fftfreq(n).abs() for n in x.shape[-2:])
+    high = (fy[:, None] >= 0.25) | (fx[None, :] >= 0.25)
+    return float(power[..., high].sum() / power.sum())
+
+
+def test_bilinear_upsampling_keeps_the_weights_and_removes_the_nearest_checkerboard():
+    torch.manual_seed(3)
+    nearest = small()
+    bilinear = FastGenerator(FastGeneratorConfig(**{**vars(nearest.config), "upsample": "bilinear"}))
+    bilinear.load_state_dict(nearest.state_dict())  # the same parameters: a run can switch when resumed
+    nearest.eval(), bilinear.eval()
+    # drive the last up-block with a smooth map: nearest doubling turns it into 2×2 blocks, bilinear does not
+    grid = torch.arange(32.0) * 2 * torch.pi / 32
+    phase = torch.rand(4, nearest.ups[-1][1].in_channels, 1, 1) * 6.3
+    smooth = torch.cos(grid[:, None] * 2 + phase) + torch.sin(grid[None, :] * 3 + 2 * phase)  # 2-3 cycles per map
+    up_n, up_b = nearest.ups[-1][0](smooth), bilinear.ups[-1][0](smooth)
+    assert _high_share(up_b) < 0.3 * _high_share(up_n)
+    z = torch.randn(2, 16)
+    assert not torch.allclose(nearest(z), bilinear(z))
+    with pytest.raises(ValueError, match="upsample"):
+        FastGenerator(FastGeneratorConfig(upsample="transposed"))
+
+
+def test_train_gan_offers_each_arch_only_its_own_upsampling(capsys):
+    assert train_gan.parse_args(["--data", "x", "--arch", "fast", "--upsample", "bilinear"]).upsample == "bilinear"
+    for arch, bad in (("fast", "transposed"), ("dcgan", "bilinear")):
+        with pytest.raises(SystemExit):
+            train_gan.parse_args(["--data", "x", "--arch", arch, "--upsample", bad])
+        assert f"--upsample {bad} is not an option of --arch {arch}" in capsys.readouterr().err
+
+
 def test_skip_excitation_scales_each_channel_of_the_high_map_by_a_gate_the_low_map_sets():
     torch.manual_seed(1)
     skip = SkipExcitation(6, 5)

@@ -71,7 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "condition's attributes on G's faces (AC-GAN style; 0 = off). Grade such a G with the "
                         "evaluator, not FD_cls: G was trained against this classifier")
     p.add_argument("--d-width", type=int, default=64)
-    p.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
+    p.add_argument("--upsample", choices=("nearest", "transposed", "bilinear"), default="nearest",
+                   help="G's 2× upsampling: dcgan nearest or transposed; fast nearest or bilinear (smoother, no "
+                        "one-pixel checkerboard; a resumed run may switch, the weights are the same)")
     p.add_argument("--to-rgb", choices=("resize", "subpixel"), default="resize",
                    help="dcgan: G's last doubling as the others (resize-conv), or sub-pixel (faster on CPUs)")
     p.add_argument("--d-recon", type=float, default=0.0,
@@ -119,6 +121,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--r1-every must be at least 1")
     if args.conditional and args.arch != "style":
         p.error("--conditional needs --arch style")
+    allowed = {"dcgan": ("nearest", "transposed"), "fast": ("nearest", "bilinear")}.get(args.arch, ("nearest",))
+    if args.upsample not in allowed:
+        p.error(f"--upsample {args.upsample} is not an option of --arch {args.arch} (choose from {', '.join(allowed)})")
     if args.cond_cls and not (args.conditional and args.classifier):
         p.error("--cond-cls needs --conditional and --classifier")
     if args.d_norm is None:
@@ -235,7 +240,8 @@ def build_generator(args: argparse.Namespace, num_attributes: int = 0) -> Genera
             max_channels=max(args.max_channels, args.g_width), convs_per_block=args.convs_per_block,
             noise=args.noise, image_size=args.image_size, num_attributes=num_attributes))
     if args.arch == "fast":
-        return FastGenerator(FastGeneratorConfig(z_dim=args.z_dim, width=args.g_width, image_size=args.image_size))
+        return FastGenerator(FastGeneratorConfig(z_dim=args.z_dim, width=args.g_width, image_size=args.image_size,
+                                                 upsample=args.upsample))
     return Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
                                      image_size=args.image_size, to_rgb=args.to_rgb))
 
