@@ -393,7 +393,7 @@ class FastGeneratorConfig:
     z_dim: int = 128
     width: int = 32  # channels at the last hidden resolution (image_size / 2); ×2 per halving, up to ×8
     image_size: int = 64
-    upsample: str = "nearest"  # "bilinear": a smoothing 2× (no one-pixel checkerboard); same weights either way
+    upsample: str = "nearest"  # "bilinear": a smoothing 2× (no one-pixel checkerboard); same parameter shapes
 
     def validate(self) -> None:
         _check_choice(self, "arch", ("fast",))

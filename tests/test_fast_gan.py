@@ -49,7 +49,7 @@ def test_bilinear_upsampling_keeps_the_weights_and_removes_the_nearest_checkerbo
     torch.manual_seed(3)
     nearest = small()
     bilinear = FastGenerator(FastGeneratorConfig(**{**vars(nearest.config), "upsample": "bilinear"}))
-    bilinear.load_state_dict(nearest.state_dict())  # the same parameters: a run can switch when resumed
+    bilinear.load_state_dict(nearest.state_dict())  # the same parameter shapes: the difference is the upsampling alone
     nearest.eval(), bilinear.eval()
     # drive the last up-block with a smooth map: nearest doubling turns it into 2×2 blocks, bilinear does not
     grid = torch.arange(32.0) * 2 * torch.pi / 32

@@ -73,7 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--d-width", type=int, default=64)
     p.add_argument("--upsample", choices=("nearest", "transposed", "bilinear"), default="nearest",
                    help="G's 2× upsampling: dcgan nearest or transposed; fast nearest or bilinear (smoother, no "
-                        "one-pixel checkerboard; a resumed run may switch, the weights are the same)")
+                        "one-pixel checkerboard). Choose it when a run starts: a trained G switched on resume loses "
+                        "its detail and D runs away (log)")
     p.add_argument("--to-rgb", choices=("resize", "subpixel"), default="resize",
                    help="dcgan: G's last doubling as the others (resize-conv), or sub-pixel (faster on CPUs)")
     p.add_argument("--d-recon", type=float, default=0.0,
