@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -60,11 +61,12 @@ class GeneratorConfig:
     upsample: str = "nearest"  # "nearest": resize-conv (no checkerboard); "transposed": classic DCGAN
     image_size: int = 64
     to_rgb: str = "resize"  # last layer: "resize" as the others; "subpixel": 3×3 conv to 12 channels + pixel shuffle
+    UPSAMPLING: ClassVar[tuple[str, ...]] = ("nearest", "transposed")
 
     def validate(self) -> None:
         _check_range(self, "z_dim", 2, 1024)
         _check_range(self, "width", 4, 256)
-        _check_choice(self, "upsample", ("nearest", "transposed"))
+        _check_choice(self, "upsample", self.UPSAMPLING)
         _check_choice(self, "to_rgb", ("resize", "subpixel"))
         _check_image_size(self)
 
@@ -394,10 +396,11 @@ class FastGeneratorConfig:
     width: int = 32  # channels at the last hidden resolution (image_size / 2); ×2 per halving, up to ×8
     image_size: int = 64
     upsample: str = "nearest"  # "bilinear": a smoothing 2× (no one-pixel checkerboard); same parameter shapes
+    UPSAMPLING: ClassVar[tuple[str, ...]] = ("nearest", "bilinear")
 
     def validate(self) -> None:
         _check_choice(self, "arch", ("fast",))
-        _check_choice(self, "upsample", ("nearest", "bilinear"))
+        _check_choice(self, "upsample", self.UPSAMPLING)
         _check_range(self, "z_dim", 2, 1024)
         _check_range(self, "width", 4, 256)
         _check_image_size(self)

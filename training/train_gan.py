@@ -122,7 +122,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--r1-every must be at least 1")
     if args.conditional and args.arch != "style":
         p.error("--conditional needs --arch style")
-    allowed = {"dcgan": ("nearest", "transposed"), "fast": ("nearest", "bilinear")}.get(args.arch, ("nearest",))
+    allowed = {"dcgan": GeneratorConfig.UPSAMPLING, "fast": FastGeneratorConfig.UPSAMPLING}.get(args.arch, ("nearest",))
     if args.upsample not in allowed:
         p.error(f"--upsample {args.upsample} is not an option of --arch {args.arch} (choose from {', '.join(allowed)})")
     if args.cond_cls and not (args.conditional and args.classifier):
