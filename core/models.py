@@ -396,13 +396,16 @@ class FastGeneratorConfig:
     width: int = 32  # channels at the last hidden resolution (image_size / 2); ×2 per halving, up to ×8
     image_size: int = 64
     upsample: str = "nearest"  # "bilinear": a smoothing 2× (no one-pixel checkerboard); same parameter shapes
+    coarse_blocks: int = 0  # residual blocks after each of the 4×4, 8×8 and 16×16 stages (0 = FastGAN's G)
     UPSAMPLING: ClassVar[tuple[str, ...]] = ("nearest", "bilinear")
+    COARSE_STAGES: ClassVar[int] = 3  # 4×4, 8×8, 16×16: where the layout is drawn, and convs are cheap
 
     def validate(self) -> None:
         _check_choice(self, "arch", ("fast",))
         _check_choice(self, "upsample", self.UPSAMPLING)
         _check_range(self, "z_dim", 2, 1024)
         _check_range(self, "width", 4, 256)
+        _check_range(self, "coarse_blocks", 0, 8)
         _check_image_size(self)
         if self.image_size < 32:
             raise ValueError(f"FastGeneratorConfig.image_size must be at least 32 (its excitation skips span 8×), "
@@ -414,6 +417,21 @@ def _glu_block(c_in: int, c_out: int, upsample: str = "nearest") -> nn.Sequentia
     up = nn.Upsample(scale_factor=2, mode=upsample, **({"align_corners": False} if upsample == "bilinear" else {}))
     return nn.Sequential(up, nn.Conv2d(c_in, 2 * c_out, 3, 1, 1, bias=False),
                          nn.BatchNorm2d(2 * c_out), nn.GLU(dim=1))
+
+
+class ResidualGluBlock(nn.Module):
+    """x + conv(GLU(BN(conv(x)))), two 3×3 convs at one resolution. The second conv starts at zero,
+    so the block starts as the identity: added to a trained G it draws the same faces, and from
+    scratch it starts as the shallower G (SkipInit-style)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, 2 * channels, 3, 1, 1, bias=False), nn.BatchNorm2d(2 * channels),
+                                  nn.GLU(dim=1), nn.Conv2d(channels, channels, 3, 1, 1, bias=False))
+        nn.init.zeros_(self.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
 
 
 class SkipExcitation(nn.Module):
@@ -448,6 +466,9 @@ class FastGenerator(nn.Module):
         self.stem = nn.Sequential(nn.Linear(cfg.z_dim, 2 * chans[0] * 16, bias=False), nn.Unflatten(1, (2 * chans[0], 4, 4)),
                                   nn.BatchNorm2d(2 * chans[0]), nn.GLU(dim=1))
         self.ups = nn.ModuleList([_glu_block(c_in, c_out, cfg.upsample) for c_in, c_out in zip(chans[:-1], chans[1:])])
+        # stage i (0 = 4×4) -> its residual blocks; absent when coarse_blocks is 0 (old checkpoints load unchanged)
+        self.blocks = nn.ModuleDict({str(i): nn.Sequential(*[ResidualGluBlock(chans[i]) for _ in range(cfg.coarse_blocks)])
+                                     for i in range(cfg.COARSE_STAGES) if cfg.coarse_blocks})
         # stage i (0 = 4×4) excites stage i + 3: 4 -> 32 and 8 -> 64 at 64 px
         self.excite = nn.ModuleDict({str(i + 3): SkipExcitation(chans[i], chans[i + 3]) for i in (0, 1)
                                      if i + 3 < len(chans)})
@@ -458,13 +479,16 @@ class FastGenerator(nn.Module):
         return self.config.z_dim
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        feats = [self.stem(z)]
+        feats = [self._deepen(0, self.stem(z))]
         for i, up in enumerate(self.ups, start=1):
-            h = up(feats[-1])
+            h = self._deepen(i, up(feats[-1]))
             if str(i) in self.excite:
                 h = self.excite[str(i)](feats[i - 3], h)
             feats.append(h)
         return self.to_rgb(feats[-1])
+
+    def _deepen(self, stage: int, h: torch.Tensor) -> torch.Tensor:
+        return self.blocks[str(stage)](h) if str(stage) in self.blocks else h
 
 
 # ---------------------------------------------------------------------------------------------

@@ -96,6 +96,23 @@ CELEBA_40 = (
 ).split()
 
 
+def with_trained_batchnorm(gen, z_dim: int):
+    """`gen` (a generator) with BatchNorm scales, shifts and running statistics unlike the init's ones
+    and zeros, as after training; seeded. Left in train mode."""
+    import torch
+
+    torch.manual_seed(0)
+    for m in gen.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.2)
+    gen.train()
+    with torch.no_grad():
+        for _ in range(3):
+            gen(torch.randn(16, z_dim))
+    return gen
+
+
 def write_tiny_models(folder: Path, z_dim: int = 16, seed: int = 0) -> Path:
     """A complete, fast models folder (untrained tiny G, C, E, evaluator + fitted directions) for tests."""
     import torch

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from conftest import write_celeba
+from conftest import with_trained_batchnorm, write_celeba
 from core.checkpoint import load_checkpoint
 from core.models import Generator, GeneratorConfig
 from training import train_gan
@@ -19,16 +19,7 @@ VARIANTS = [GeneratorConfig(width=8), GeneratorConfig(width=8, upsample="transpo
 def _trained_like(config: GeneratorConfig) -> Generator:
     """A G with non-trivial weights and BatchNorm statistics (not the init's ones and zeros)."""
     torch.manual_seed(0)
-    gen = Generator(config)
-    for m in gen.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.2)
-    gen.train()
-    with torch.no_grad():
-        for _ in range(3):
-            gen(torch.randn(16, config.z_dim))
-    return gen
+    return with_trained_batchnorm(Generator(config), config.z_dim)
 
 
 def _widened(gen: Generator, width: int, noise: float = 0.0) -> Generator:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.data import CelebATensors, load_datasets, to_model_range
 from core.device import PRECISIONS, Precision, describe, resolve_device, resolve_precision
 from core.export import save_png_grid
@@ -237,6 +238,34 @@ def resume_state(checkpoint, what: str = "resume") -> dict:
         raise SystemExit(f"--resume: {checkpoint.path} holds no resume state (a shipped or converted "
                          "checkpoint?); pass --overwrite to start afresh")
     return state
+
+
+def read_gan_run(run: Path) -> tuple[Checkpoint, dict]:
+    """A train_gan run folder's generator checkpoint and its resume state, for tools that grow its G
+    (SystemExit naming what is missing)."""
+    g_path = run / "generator.pt"
+    if not g_path.exists() or not (run / "discriminator.pt").exists():
+        raise SystemExit(f"{run}: no generator.pt and discriminator.pt (not a train_gan run folder)")
+    ck = load_checkpoint(g_path, "generator")
+    resume = ck.extra.get("resume") if isinstance(ck.extra, dict) else None
+    if not isinstance(resume, dict):
+        raise SystemExit(f"{g_path}: holds no resume state")
+    return ck, resume
+
+
+def write_grown_run(run: Path, out: Path, ck: Checkpoint, ema: torch.nn.Module, resume: dict,
+                    new_args: dict, grown: dict) -> Path:
+    """Run folder `out`, ready for --resume: the grown G (`ema`, with `resume` holding the raw G and
+    its Adam state) and `run`'s D, optimiser state and metrics copied unchanged. `new_args` are the
+    train_gan options the grown G needs; `grown` ({"widened_from": ...}) records what it grew from."""
+    train = {**ck.train, "args": {**ck.train.get("args", {}), **new_args}, **grown}
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "generator.pt", "generator", ema, attributes=ck.attributes, train=train,
+                    extra={"resume": resume})
+    shutil.copyfile(run / "discriminator.pt", out / "discriminator.pt")
+    if (run / "metrics.jsonl").exists():
+        shutil.copyfile(run / "metrics.jsonl", out / "metrics.jsonl")
+    return out
 
 
 def resume_failed(path: Path, exc: BaseException) -> SystemExit:

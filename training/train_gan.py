@@ -34,7 +34,7 @@ from core.data import to_model_range
 from core.device import autocast
 from core.metrics import fd_cls
 from core.models import (Discriminator, DiscriminatorConfig, FastGenerator, FastGeneratorConfig, Generator,
-                         GeneratorConfig, StyleGenerator, StyleGeneratorConfig)
+                         GeneratorConfig, ResidualGluBlock, StyleGenerator, StyleGeneratorConfig)
 from training.common import (BatchSampler, Dist, MetricLog, balance_weights, base_parser, batch_line, param_hash,
                              parse_balance, resume_failed, resume_state, run_precision, save_grid, setup, stream_shifts,
                              total_steps, train_summary)
@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="G's 2× upsampling: dcgan nearest or transposed; fast nearest or bilinear (smoother, no "
                         "one-pixel checkerboard). Choose it when a run starts: a trained G switched on resume loses "
                         "its detail and D runs away (log)")
+    p.add_argument("--g-blocks", type=int, default=0,
+                   help="fast: residual blocks (two 3×3 convs each, starting as the identity) after G's 4×4, 8×8 "
+                        "and 16×16 stages; a trained run gains them with training.deepen_gan")
     p.add_argument("--to-rgb", choices=("resize", "subpixel"), default="resize",
                    help="dcgan: G's last doubling as the others (resize-conv), or sub-pixel (faster on CPUs)")
     p.add_argument("--d-recon", type=float, default=0.0,
@@ -125,6 +128,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     allowed = {"dcgan": GeneratorConfig.UPSAMPLING, "fast": FastGeneratorConfig.UPSAMPLING}.get(args.arch, ("nearest",))
     if args.upsample not in allowed:
         p.error(f"--upsample {args.upsample} is not an option of --arch {args.arch} (choose from {', '.join(allowed)})")
+    if args.g_blocks and args.arch != "fast":
+        p.error("--g-blocks is an option of --arch fast")
     if args.cond_cls and not (args.conditional and args.classifier):
         p.error("--cond-cls needs --conditional and --classifier")
     if args.d_norm is None:
@@ -187,6 +192,8 @@ def dcgan_init(module: torch.nn.Module) -> None:
     elif isinstance(module, torch.nn.BatchNorm2d):
         torch.nn.init.normal_(module.weight, 1.0, 0.02)
         torch.nn.init.zeros_(module.bias)
+    elif isinstance(module, ResidualGluBlock):  # apply() visits it after its convs: it starts as the identity again
+        torch.nn.init.zeros_(module.body[-1].weight)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +249,7 @@ def build_generator(args: argparse.Namespace, num_attributes: int = 0) -> Genera
             noise=args.noise, image_size=args.image_size, num_attributes=num_attributes))
     if args.arch == "fast":
         return FastGenerator(FastGeneratorConfig(z_dim=args.z_dim, width=args.g_width, image_size=args.image_size,
-                                                 upsample=args.upsample))
+                                                 upsample=args.upsample, coarse_blocks=args.g_blocks))
     return Generator(GeneratorConfig(z_dim=args.z_dim, width=args.g_width, upsample=args.upsample,
                                      image_size=args.image_size, to_rgb=args.to_rgb))
 

@@ -14,7 +14,6 @@ D, its optimiser, the step, the clock and the metrics carry over unchanged.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.checkpoint import load_checkpoint, save_checkpoint
 from core.models import Generator, GeneratorConfig
+from training.common import read_gan_run, write_grown_run
 
 WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 STEM_POSITIONS = 16  # the linear stem's rows are (channel, 4×4 position)
@@ -124,35 +123,22 @@ def widen_adam(opt_state: dict, config: GeneratorConfig, maps: list[torch.Tensor
 
 def widen_run(run: Path, out: Path, width: int, noise: float = 0.01, seed: int = 0) -> Path:
     """Write run folder `out`: `run`'s checkpoint with G widened to `width`, ready for --resume."""
-    g_path = run / "generator.pt"
-    if not g_path.exists() or not (run / "discriminator.pt").exists():
-        raise SystemExit(f"{run}: no generator.pt and discriminator.pt (not a train_gan run folder)")
-    ck = load_checkpoint(g_path, "generator")
+    ck, resume = read_gan_run(run)
     if not isinstance(ck.model, Generator):
-        raise SystemExit(f"{g_path}: only the DCGAN generator can be widened")
+        raise SystemExit(f"{ck.path}: only the DCGAN generator can be widened")
     config = ck.model.config
     if width <= config.width:
         raise SystemExit(f"--width {width}: the run's G is already {config.width} wide")
-    resume = ck.extra.get("resume") if isinstance(ck.extra, dict) else None
-    if not isinstance(resume, dict):
-        raise SystemExit(f"{g_path}: holds no resume state")
     rng = torch.Generator().manual_seed(seed)
     maps = channel_maps(config, width, rng)
     new_config = replace(config, width=width)
     ema = Generator(new_config)
     ema.load_state_dict(widen_state(ck.model.state_dict(), config, maps))
     raw = widen_state(resume["generator_raw"], config, maps, noise=noise, rng=rng)
-    train = dict(ck.train)
-    train["args"] = {**train.get("args", {}), "g_width": width}
-    train["widened_from"] = {"width": config.width, "step": int(resume["step"]), "noise": noise}
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out / "generator.pt", "generator", ema, attributes=ck.attributes, train=train,
-                    extra={"resume": {"step": int(resume["step"]), "generator_raw": raw,
-                                      "opt_g": widen_adam(resume["opt_g"], config, maps)}})
-    shutil.copyfile(run / "discriminator.pt", out / "discriminator.pt")
-    if (run / "metrics.jsonl").exists():
-        shutil.copyfile(run / "metrics.jsonl", out / "metrics.jsonl")
-    return out
+    step = int(resume["step"])
+    return write_grown_run(run, out, ck, ema, {"step": step, "generator_raw": raw,
+                                               "opt_g": widen_adam(resume["opt_g"], config, maps)},
+                           {"g_width": width}, {"widened_from": {"width": config.width, "step": step, "noise": noise}})
 
 
 def main(argv: list[str] | None = None) -> Path:
