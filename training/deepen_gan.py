@@ -29,7 +29,8 @@ def deepen_state(state: dict[str, torch.Tensor], config: FastGeneratorConfig,
     try:
         missing, unexpected = deep.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # a tensor of another shape
-        raise ValueError(f"the state does not fit a FastGAN G of width {config.width}: {str(exc).splitlines()[1:2]}") from None
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise ValueError(f"the state does not fit a FastGAN G of width {config.width}: {detail}") from None
     if unexpected or any(not key.startswith("blocks.") for key in missing):
         raise ValueError(f"the state does not fit a FastGAN G of width {config.width} "
                          f"(unexpected {unexpected[:3]}, missing {[k for k in missing if not k.startswith('blocks.')][:3]})")
