@@ -428,6 +428,10 @@ class ResidualGluBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(nn.Conv2d(channels, 2 * channels, 3, 1, 1, bias=False), nn.BatchNorm2d(2 * channels),
                                   nn.GLU(dim=1), nn.Conv2d(channels, channels, 3, 1, 1, bias=False))
+        self.start_as_identity()
+
+    def start_as_identity(self) -> None:
+        """Zero the output conv (an initialiser applied to the whole G calls this again afterwards)."""
         nn.init.zeros_(self.body[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -240,13 +240,15 @@ def resume_state(checkpoint, what: str = "resume") -> dict:
     return state
 
 
-def read_gan_run(run: Path) -> tuple[Checkpoint, dict]:
-    """A train_gan run folder's generator checkpoint and its resume state, for tools that grow its G
-    (SystemExit naming what is missing)."""
+def read_gan_run(run: Path, generator_class: type, grown: str) -> tuple[Checkpoint, dict]:
+    """A train_gan run folder's generator checkpoint and its resume state, for tools that grow a G of
+    `generator_class` (SystemExit naming what is missing or, with `grown`, the G the tool takes)."""
     g_path = run / "generator.pt"
     if not g_path.exists() or not (run / "discriminator.pt").exists():
         raise SystemExit(f"{run}: no generator.pt and discriminator.pt (not a train_gan run folder)")
     ck = load_checkpoint(g_path, "generator")
+    if not isinstance(ck.model, generator_class):
+        raise SystemExit(f"{g_path}: only {grown}")
     resume = ck.extra.get("resume") if isinstance(ck.extra, dict) else None
     if not isinstance(resume, dict):
         raise SystemExit(f"{g_path}: holds no resume state")

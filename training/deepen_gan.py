@@ -51,9 +51,7 @@ def deepen_adam(opt_state: dict, config: FastGeneratorConfig, blocks: int) -> di
 
 def deepen_run(run: Path, out: Path, blocks: int) -> Path:
     """Write run folder `out`: `run`'s checkpoint with `blocks` residual blocks per coarse stage."""
-    ck, resume = read_gan_run(run)
-    if not isinstance(ck.model, FastGenerator):
-        raise SystemExit(f"{ck.path}: only the FastGAN generator (--arch fast) can be deepened")
+    ck, resume = read_gan_run(run, FastGenerator, "the FastGAN generator (--arch fast) can be deepened")
     config = ck.model.config
     if blocks <= config.coarse_blocks:
         raise SystemExit(f"--blocks {blocks}: the run's G already has {config.coarse_blocks} per coarse stage")

@@ -192,8 +192,8 @@ def dcgan_init(module: torch.nn.Module) -> None:
     elif isinstance(module, torch.nn.BatchNorm2d):
         torch.nn.init.normal_(module.weight, 1.0, 0.02)
         torch.nn.init.zeros_(module.bias)
-    elif isinstance(module, ResidualGluBlock):  # apply() visits it after its convs: it starts as the identity again
-        torch.nn.init.zeros_(module.body[-1].weight)
+    elif isinstance(module, ResidualGluBlock):  # apply() visits it after its convs
+        module.start_as_identity()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -123,9 +123,7 @@ def widen_adam(opt_state: dict, config: GeneratorConfig, maps: list[torch.Tensor
 
 def widen_run(run: Path, out: Path, width: int, noise: float = 0.01, seed: int = 0) -> Path:
     """Write run folder `out`: `run`'s checkpoint with G widened to `width`, ready for --resume."""
-    ck, resume = read_gan_run(run)
-    if not isinstance(ck.model, Generator):
-        raise SystemExit(f"{ck.path}: only the DCGAN generator can be widened")
+    ck, resume = read_gan_run(run, Generator, "the DCGAN generator can be widened")
     config = ck.model.config
     if width <= config.width:
         raise SystemExit(f"--width {width}: the run's G is already {config.width} wide")
