@@ -63,9 +63,16 @@ def test_report_counts_each_generators_own_faces(two_sets, tmp_path):
     (out / label_faces.LABELS).write_text(json.dumps({"00": [48]}))
     with pytest.raises(SystemExit, match="outside its sheet"):
         label_faces.report(out, tmp_path / "other")
+    with pytest.raises(SystemExit, match="already holds a look"):  # new sheets never overwrite labels
+        label_faces.make_sheets(list(two_sets), 30, 3, out)
+    (out / label_faces.LABELS).write_text(json.dumps(labels))
+    torch.manual_seed(9)  # a source whose weights changed since the look was drawn
+    save_checkpoint(tmp_path / "other" / "generator.pt", "generator", Generator(GeneratorConfig(z_dim=16, width=8)).eval())
+    with pytest.raises(SystemExit, match="not the generator this look drew from"):
+        label_faces.report(out, tmp_path / "other")
 
 
 def test_wilson_interval():
-    assert label_faces.wilson(0, 10)[0] == pytest.approx(0.0, abs=1e-12)
+    assert label_faces.wilson(0, 10)[0] == 0.0 and label_faces.wilson(10, 10)[1] == 1.0
     low, high = label_faces.wilson(15, 144)
     assert low == pytest.approx(0.0642, abs=1e-3) and high == pytest.approx(0.1645, abs=1e-3)

@@ -69,6 +69,8 @@ def write_sheets(images: torch.Tensor, out: Path) -> list[Path]:
 
 def make_sheets(sources: list[str], n: int, seed: int, out: Path) -> list[Path]:
     """Faces of every source, shuffled together; the key says which is whose."""
+    if (out / LABELS).exists():
+        raise SystemExit(f"{out} already holds a look ({LABELS}); sheets go to a new folder, so no labels are lost")
     out.mkdir(parents=True, exist_ok=True)
     images = torch.cat([draw(source, n, seed) for source in sources])
     owner = torch.arange(len(sources)).repeat_interleave(n)
@@ -89,7 +91,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
         return 0.0, 1.0
     p = k / n
     mid, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return mid - half, mid + half
+    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 def read_labels(folder: Path, total: int) -> torch.Tensor:
@@ -113,6 +115,8 @@ def report(folder: Path, evaluator: Path) -> dict:
     sticks = Yardsticks(evaluator, torch.device("cpu"))
     out: dict = {}
     for s, source in enumerate(key["sources"]):
+        if state_hash(_generator(source)) != key["generator_hashes"][s]:
+            raise SystemExit(f"{source} is not the generator this look drew from (its weights changed since)")
         mine = owner == s
         images = draw(source, key["faces"], key["seed"])[torch.tensor(key["index"])[mine]]
         bad = distorted[mine]
