@@ -5,7 +5,7 @@
     python -m training.label_faces report runs/look1
 
 #23's grid bar ("at most 1 in 10 distorted") is a judgement by eye. A 64-face grid gives it with a
-95 % interval of ±10 points; this tool gives it on hundreds of faces, from several generators at
+95 % interval of ±8 to ±11 points; this tool gives it on hundreds of faces, from several generators at
 once, shuffled so that whoever looks cannot tell which generator drew a face (`key.json`, not to
 be opened before labelling), and says which kinds of face are distorted most, read by the evaluator
 (which no method trains against). Face k of sheet s is number 48·s + k, row by row.
