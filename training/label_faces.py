@@ -51,10 +51,13 @@ def _generator(source: str) -> torch.nn.Module:
     return load_checkpoint(path / "generator.pt" if path.is_dir() else path, "generator").model.float().eval()
 
 
-@torch.no_grad()
 def draw(source: str, n: int, seed: int) -> torch.Tensor:
     """`n` faces (uint8) of the generator in `source` from `seed`, unfiltered (z ~ its prior)."""
-    gen = _generator(source)
+    return _faces(_generator(source), n, seed)
+
+
+@torch.no_grad()
+def _faces(gen: torch.nn.Module, n: int, seed: int) -> torch.Tensor:
     z = sample_codes(gen, n, torch.Generator().manual_seed(seed))
     x = torch.cat([gen(z[i:i + 250]) for i in range(0, n, 250)])
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -72,13 +75,14 @@ def make_sheets(sources: list[str], n: int, seed: int, out: Path) -> list[Path]:
     if (out / LABELS).exists():
         raise SystemExit(f"{out} already holds a look ({LABELS}); sheets go to a new folder, so no labels are lost")
     out.mkdir(parents=True, exist_ok=True)
-    images = torch.cat([draw(source, n, seed) for source in sources])
+    gens = [_generator(source) for source in sources]
+    images = torch.cat([_faces(gen, n, seed) for gen in gens])
     owner = torch.arange(len(sources)).repeat_interleave(n)
     index = torch.arange(n).repeat(len(sources))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 1)) if len(sources) > 1 \
         else torch.arange(len(images))
     paths = write_sheets(images[order], out)
-    hashes = [state_hash(_generator(source)) for source in sources]
+    hashes = [state_hash(gen) for gen in gens]
     (out / KEY).write_text(json.dumps({"sources": sources, "generator_hashes": hashes, "faces": n, "seed": seed,
                                        "owner": owner[order].tolist(), "index": index[order].tolist()}) + "\n")
     (out / LABELS).write_text("{\n" + ",\n".join(f' "{p.stem[5:]}": []' for p in paths) + "\n}\n")
@@ -115,10 +119,11 @@ def report(folder: Path, evaluator: Path) -> dict:
     sticks = Yardsticks(evaluator, torch.device("cpu"))
     out: dict = {}
     for s, source in enumerate(key["sources"]):
-        if state_hash(_generator(source)) != key["generator_hashes"][s]:
+        gen = _generator(source)
+        if state_hash(gen) != key["generator_hashes"][s]:
             raise SystemExit(f"{source} is not the generator this look drew from (its weights changed since)")
         mine = owner == s
-        images = draw(source, key["faces"], key["seed"])[torch.tensor(key["index"])[mine]]
+        images = _faces(gen, key["faces"], key["seed"])[torch.tensor(key["index"])[mine]]
         bad = distorted[mine]
         k, n = int(bad.sum()), int(mine.sum())
         low, high = wilson(k, n)
