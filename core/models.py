@@ -507,10 +507,12 @@ class DiscriminatorConfig:
     num_attributes: int = 0  # > 0: projection discriminator for a conditional G (Miyato & Koyama 2018)
     downsample: str = "strided"  # "strided": 4×4 stride-2 convs (DCGAN); "pool": 3×3 conv + 2× average pooling
     reconstruct: bool = False  # self-supervised: decoders rebuild real images from the 16×16 and 8×8 features
+    read_attributes: int = 0  # > 0: D also reads that many attributes of real faces (an auxiliary task; G stays unconditional)
 
     def validate(self) -> None:
         _check_range(self, "width", 4, 256)
         _check_range(self, "num_attributes", 0, 1000)
+        _check_range(self, "read_attributes", 0, 1000)
         _check_choice(self, "norm", ("batch", "spectral", "layer", "none"))
         _check_choice(self, "downsample", ("strided", "pool"))
         _check_image_size(self)
@@ -563,13 +565,21 @@ class Discriminator(nn.Module):
         self.tap = {int(math.log2(cfg.image_size)) - 5 + k: name for k, name in enumerate(("part", "whole"))}
         self.decoders = (nn.ModuleDict({name: _decoder(chans[i]) for i, name in self.tap.items()})
                          if cfg.reconstruct else None)
+        # the attribute reader: what the last features say about glasses, hats, age..., learnt from
+        # the real faces' labels so that D's features tell those kinds apart (registered last, so a
+        # run's D can gain it on resume)
+        self.reader = nn.Linear(chans[-1], cfg.read_attributes) if cfg.read_attributes else None
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, reconstruct: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None, reconstruct: bool = False,
+                read: bool = False) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """The logit per image; with `reconstruct=True` also the self-supervised loss on `x`
         (mean L1 of the whole image at 32×32 from the 8×8 features, and of a random quadrant at
         32×32 from that quadrant of the 16×16 features: Liu et al. 2021, with L1 for their LPIPS,
-        which needs pretrained weights). Only real images should be reconstructed."""
+        which needs pretrained weights). Only real images should be reconstructed. With `read=True`
+        also the attribute reader's logits (N, read_attributes), after the loss when both are asked.
+        """
+        if read and self.reader is None:
+            raise ValueError("this discriminator reads no attributes (DiscriminatorConfig.read_attributes)")
         if not reconstruct:
             h = self.features(x)
         else:
@@ -587,9 +597,10 @@ class Discriminator(nn.Module):
             if c is None:
                 raise ValueError("this discriminator is conditional: pass the attributes c")
             out = out + (self.project(c.to(h.dtype) * 2 - 1) * h.mean((2, 3))).sum(1)
-        if not reconstruct:
-            return out
-        return out, self._reconstruction_loss(x, taps)
+        extras = [self._reconstruction_loss(x, taps)] if reconstruct else []
+        if read:
+            extras.append(self.reader(h.mean((2, 3))))
+        return (out, *extras) if extras else out
 
     def _reconstruction_loss(self, x: torch.Tensor, taps: dict[str, torch.Tensor]) -> torch.Tensor:
         target = x.float()

@@ -204,20 +204,61 @@ def test_smoke_training_of_the_fast_gan_with_a_self_supervised_d_saves_and_resum
         train_gan.main(common + ["--d-recon", "-1"])
 
 
-def test_a_run_s_d_gains_its_decoders_when_resumed_with_d_recon(tmp_path):
+@pytest.mark.parametrize("flags, parts", [(["--d-recon", "1"], ["decoders"]), (["--d-attr", "1"], ["reader"]),
+                                          (["--d-recon", "1", "--d-attr", "0.5"], ["decoders", "reader"])])
+def test_a_run_s_d_gains_new_parts_when_resumed_with_their_task(tmp_path, flags, parts):
     data = write_celeba(tmp_path / "celeba", n=60)
     out = tmp_path / "run"
     common = ["--data", str(data), "--out", str(out), "--smoke", "--cache-dir", str(tmp_path / "cache"),
               "--threads", "1"]
     train_gan.main(common + ["--steps", "3"])
     plain = load_checkpoint(out / "discriminator.pt", "discriminator").model
-    assert plain.decoders is None
-    resumed = train_gan.main(common + ["--resume", "--steps", "5", "--d-recon", "1"])
+    assert plain.decoders is None and plain.reader is None
+    resumed = train_gan.main(common + ["--resume", "--steps", "5", *flags])
     assert resumed["steps"] == 5
     d_ck = load_checkpoint(out / "discriminator.pt", "discriminator")
-    assert d_ck.model.decoders is not None
+    for part in parts:
+        assert getattr(d_ck.model, part) is not None
+    if "reader" in parts:
+        attributes = load_checkpoint(out / "generator.pt", "generator").attributes
+        assert d_ck.model.config.read_attributes == len(attributes) > 1  # every attribute of the data
     opt_d = d_ck.extra["resume"]["opt_d"]
     assert len(opt_d["param_groups"][0]["params"]) == len(list(d_ck.model.parameters()))
+    assert len(d_ck.extra["resume"]["opt_d"]["state"]) == len(list(d_ck.model.parameters()))  # all were stepped
+    with pytest.raises(SystemExit, match="resume"):  # a D with new parts cannot go back to a run without them
+        train_gan.main(common + ["--resume", "--steps", "6"])
+
+
+def test_the_attribute_reader_leaves_the_logit_unchanged_and_learns_from_d_s_own_features():
+    d = tiny_d(reconstruct=False, read_attributes=2).train()
+    torch.manual_seed(3)
+    x = torch.nn.functional.interpolate(torch.rand(32, 3, 4, 4) * 2 - 1, size=64, mode="bilinear")
+    labels = torch.stack([x[:, 0].mean((1, 2)) > x[:, 0].mean(), x[:, 2, :32].mean((1, 2)) > x[:, 2, 32:].mean((1, 2))],
+                         1).float()  # red brighter than the batch's; blue brighter on top than below
+    logit, read = d(x, read=True)
+    assert read.shape == (32, 2)
+    torch.nn.functional.binary_cross_entropy_with_logits(read, labels).backward()
+    assert d.features[0].weight.grad.abs().sum() > 0  # D's own features learn from the task, not only the reader
+    opt = torch.optim.Adam(d.parameters(), lr=2e-3)
+    for _ in range(80):
+        opt.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(d(x, read=True)[1], labels).backward()
+        opt.step()
+    d.eval()
+    with torch.no_grad():
+        logit, read = d(x, read=True)
+        torch.testing.assert_close(logit, d(x))
+        assert ((read > 0).float() == labels).float().mean() > 0.9
+        both = d(x, reconstruct=False, read=True)
+        assert len(both) == 2
+    with pytest.raises(ValueError, match="reads no attributes"):
+        tiny_d(reconstruct=False)(x, read=True)
+    with pytest.raises(ValueError):
+        tiny_d(read_attributes=-1)
+    full = tiny_d(read_attributes=3).eval()
+    with torch.no_grad():
+        logit, loss, read = full(x, reconstruct=True, read=True)  # the loss first, then the reading
+    assert loss.ndim == 0 and read.shape == (32, 3)
 
 
 def test_new_decoders_join_a_trained_d_without_touching_its_layers_or_moments():
@@ -226,7 +267,7 @@ def test_new_decoders_join_a_trained_d_without_touching_its_layers_or_moments():
     plain(torch.randn(4, 3, 64, 64)).mean().backward()
     opt.step()  # trained weights and non-zero moments
     recon = tiny_d()
-    state, opt_state = train_gan.with_new_decoders(recon, plain.state_dict(), opt.state_dict())
+    state, opt_state = train_gan.with_new_parts(recon, plain.state_dict(), opt.state_dict())
     recon.load_state_dict(state)
     new_opt = torch.optim.Adam(recon.parameters(), lr=1e-2)
     new_opt.load_state_dict(opt_state)

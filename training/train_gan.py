@@ -82,6 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="dcgan: G's last doubling as the others (resize-conv), or sub-pixel (faster on CPUs)")
     p.add_argument("--d-recon", type=float, default=0.0,
                    help="self-supervised D (FastGAN): weight of its decoders' L1 reconstruction of real faces (0 = off)")
+    p.add_argument("--d-attr", type=float, default=0.0,
+                   help="weight of an auxiliary task: D also reads the 40 attributes of the real faces it is shown "
+                        "(BCE on their labels), so its features tell glasses, hats, age... apart; G stays "
+                        "unconditional (0 = off; can start mid-run on --resume)")
     p.add_argument("--d-downsample", choices=("strided", "pool"), default="strided",
                    help="D's downsampling: 4×4 stride-2 convs, or 3×3 convs with 2× average pooling (faster in bf16 on CPUs)")
     p.add_argument("--d-norm", choices=("batch", "spectral", "layer", "none"), default=None,
@@ -121,6 +125,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.lr_g = 2e-3 if args.arch == "style" else 2e-4
     if args.d_recon < 0:
         p.error("--d-recon must be 0 (off) or a positive weight")
+    if args.d_attr < 0:
+        p.error("--d-attr must be 0 (off) or a positive weight")
     if args.r1_every < 1:
         p.error("--r1-every must be at least 1")
     if args.conditional and args.arch != "style":
@@ -274,6 +280,9 @@ class GanTrainer:
         self.labels = labels.float() if conditional else None
         self.cond_cls = float(getattr(args, "cond_cls", 0.0) or 0.0)
         self.d_recon = float(getattr(args, "d_recon", 0.0) or 0.0)
+        self.d_attr = float(getattr(args, "d_attr", 0.0) or 0.0)
+        if self.d_attr and labels is None:
+            raise ValueError("--d-attr needs the training faces' attribute labels")
         if self.cond_cls and cond_classifier is None:
             raise ValueError("--cond-cls needs the classifier that reads the condition's attributes")
         self.cond_classifier = cond_classifier.to(device).eval().requires_grad_(False) if self.cond_cls else None
@@ -285,7 +294,8 @@ class GanTrainer:
             self.gen.labels.copy_(self.labels[pick.to(self.labels.device)].cpu())
         self.disc = Discriminator(DiscriminatorConfig(width=args.d_width, norm=args.d_norm, image_size=args.image_size,
                                                       num_attributes=num_attributes, downsample=args.d_downsample,
-                                                      reconstruct=self.d_recon > 0))
+                                                      reconstruct=self.d_recon > 0,
+                                                      read_attributes=labels.shape[1] if self.d_attr else 0))
         self.g_kwargs = {"mixing": args.mixing} if args.arch == "style" else {}
         if args.init == "dcgan":
             if args.arch != "style":  # the style G keeps its N(0, 1) weights (scaled at run time)
@@ -329,15 +339,17 @@ class GanTrainer:
                 with torch.no_grad():
                     fake = self.g_fn(z, **self.g_kwargs, **fake_kw)
                 real_in, fake_in = diff_augment(real, policy), diff_augment(fake, policy)
-                if self.d_recon:  # D also rebuilds the (augmented) real faces it saw from its own features
-                    d_real, rec = self.d_fn(real_in, reconstruct=True, **real_kw)
-                    d_real = d_real.float()
-                else:
-                    d_real = self.d_fn(real_in, **real_kw).float()
+                # D may also rebuild the (augmented) real faces from its own features, and read their attributes
+                d_real, *extras = _as_tuple(self.d_fn(real_in, reconstruct=bool(self.d_recon), read=bool(self.d_attr),
+                                                      **real_kw))
+                d_real = d_real.float()
                 d_fake = self.d_fn(fake_in, **fake_kw).float()
                 d_loss = d_adversarial(args.loss, d_real, d_fake)
                 if self.d_recon:
-                    d_loss = d_loss + self.d_recon * rec
+                    d_loss = d_loss + self.d_recon * extras.pop(0)
+                if self.d_attr:
+                    d_loss = d_loss + self.d_attr * F.binary_cross_entropy_with_logits(extras.pop(0).float(),
+                                                                                      c_real.float())
             if args.loss == "wgan-gp":
                 d_loss = d_loss + args.gp * gradient_penalty(disc, real_in, fake_in, **real_kw)
                 d_loss = d_loss + 1e-3 * d_real.square().mean()  # drift term keeps critic values bounded
@@ -375,16 +387,28 @@ def read_resume(g_path: Path, d_path: Path) -> dict | None:
             "time_s": float(g_ck.train.get("time_s", 0.0)), "history": list(g_ck.train.get("history", []))}
 
 
-def with_new_decoders(disc: Discriminator, saved: dict, opt_state: dict) -> tuple[dict, dict]:
-    """A saved D state (and its Adam state) for `disc`; when `disc` is self-supervised and the
-    saved D was not, its fresh decoders join with empty moments, so --d-recon can start mid-run."""
-    if disc.decoders is None or any(k.startswith("decoders.") for k in saved):
+def _as_tuple(out: torch.Tensor | tuple) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
+
+
+NEW_D_PARTS = ("decoders.", "reader.")  # what a resumed D may gain: registered last, in this order
+
+
+def with_new_parts(disc: Discriminator, saved: dict, opt_state: dict) -> tuple[dict, dict]:
+    """A saved D state (and its Adam state) for `disc`; parts `disc` has and the saved D had not (the
+    decoders of --d-recon, the attribute reader of --d-attr) join fresh with empty Adam moments, so
+    either task can start mid-run. Anything else that differs is left for load_state_dict to refuse."""
+    names = [n for n, _ in disc.named_parameters()]
+    fresh_names = [n for n in names if n.startswith(NEW_D_PARTS) and n not in saved]
+    if not fresh_names:
         return saved, opt_state
-    fresh = {k: v for k, v in disc.state_dict().items() if k.startswith("decoders.")}
+    if names[-len(fresh_names):] != fresh_names:  # Adam's state is by position: new ones must come last
+        raise ValueError(f"cannot add {fresh_names[0].split('.')[0]} to this saved discriminator")
+    current = disc.state_dict()
+    fresh = {k: v for k, v in current.items() if k.startswith(NEW_D_PARTS) and k not in saved}
     groups = [dict(g) for g in opt_state["param_groups"]]
     known = sum(len(g["params"]) for g in groups)
-    added = len(list(disc.parameters())) - known  # the decoders are registered last, so their params come last
-    groups[-1]["params"] = list(groups[-1]["params"]) + list(range(known, known + added))
+    groups[-1]["params"] = list(groups[-1]["params"]) + list(range(known, known + len(fresh_names)))
     return {**saved, **fresh}, {"state": opt_state["state"], "param_groups": groups}
 
 
@@ -427,7 +451,7 @@ def train(args: argparse.Namespace) -> dict:
     # loaded once: rank 0 reports FD_cls with it; with --cond-cls every rank's G loss reads it too
     classifier_ck = (load_checkpoint(args.classifier, "classifier", device)
                      if args.classifier and (dist.main or args.cond_cls) else None)
-    trainer = GanTrainer(args, device, dist, labels=data.train_labels if args.conditional else None,
+    trainer = GanTrainer(args, device, dist, labels=data.train_labels if args.conditional or args.d_attr else None,
                          cond_classifier=condition_reader(classifier_ck, data.attribute_names) if args.cond_cls else None)
     gen, disc, gen_ema = trainer.gen, trainer.disc, trainer.gen_ema
 
@@ -440,7 +464,7 @@ def train(args: argparse.Namespace) -> dict:
             gen.load_state_dict(resume["generator_raw"])
             if gen_ema is not None:
                 gen_ema.load_state_dict(state["ema"])
-            disc_state, opt_d_state = with_new_decoders(disc, state["disc"], state["d_resume"]["opt_d"])
+            disc_state, opt_d_state = with_new_parts(disc, state["disc"], state["d_resume"]["opt_d"])
             disc.load_state_dict(disc_state)
             trainer.opt_g.load_state_dict(resume["opt_g"])
             trainer.opt_d.load_state_dict(opt_d_state)
@@ -470,7 +494,8 @@ def train(args: argparse.Namespace) -> dict:
     if weights is not None and dist.main:
         print(stream_shifts(data.train_labels, data.attribute_names, weights))
     sampler = BatchSampler(data.train_images, args.batch_size, weights=weights, rank=dist.rank, world=dist.world,
-                           seed=args.seed + start, labels=data.train_labels if args.conditional else None)
+                           seed=args.seed + start,
+                           labels=data.train_labels if args.conditional or args.d_attr else None)
     log = MetricLog(out, resume=start > 0, enabled=dist.main)
     sums = torch.zeros(4, device=device)  # d_loss, g_loss, d_real, d_fake: summed on device
     n_sum, t0, last = 0, time.time(), {}
