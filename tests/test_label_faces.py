@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from core.checkpoint import save_checkpoint
+from core.data import load_datasets
 from core.models import Generator, GeneratorConfig
+from conftest import write_celeba
 from training import label_faces
 
 
@@ -76,3 +78,35 @@ def test_wilson_interval():
     assert label_faces.wilson(0, 10)[0] == 0.0 and label_faces.wilson(10, 10)[1] == 1.0
     low, high = label_faces.wilson(15, 144)
     assert low == pytest.approx(0.0642, abs=1e-3) and high == pytest.approx(0.1645, abs=1e-3)
+
+
+def test_real_faces_join_a_look_as_a_control_and_come_back_to_their_source(tiny_models, tmp_path):
+    data = write_celeba(tmp_path / "celeba", n=60)  # 12 held-out faces
+    out = tmp_path / "look"
+    label_faces.main(["sheets", "--models", str(tiny_models), "--real", str(data), "--faces", "10", "--out", str(out)])
+    key = json.loads((out / label_faces.KEY).read_text())
+    real_source = label_faces.REAL + str(data)
+    assert key["sources"] == [str(tiny_models), real_source]
+    held, _ = load_datasets(data, size=64).split(held_out=True)
+    with Image.open(out / "sheet00.png") as sheet:  # every real face on the sheet is a held-out face
+        pad, size = label_faces.PADDING, label_faces.SIZE
+        for p, (s, i) in enumerate(zip(key["owner"], key["index"])):
+            if s != 1:
+                continue
+            row, col = divmod(p, label_faces.COLUMNS)
+            x, y = pad + col * (size + pad), pad + row * (size + pad)
+            tile = sheet.crop((x, y, x + size, y + size)).resize((64, 64), Image.LANCZOS)
+            seen = torch.from_numpy(np.array(tile)).permute(2, 0, 1).float()
+            errors = (held.float() - seen).abs().mean((1, 2, 3))
+            assert float(errors.min()) < 3 and float(errors.min()) < 0.5 * float(errors.sort().values[1])
+    real_places = [p for p, s in enumerate(key["owner"]) if s == 1][:4]
+    (out / label_faces.LABELS).write_text(json.dumps({"00": real_places}))
+    result = label_faces.report(out, tiny_models)
+    assert (result[real_source]["distorted"], result[real_source]["faces"]) == (4, 10)
+    assert result[str(tiny_models)]["distorted"] == 0
+    with pytest.raises(SystemExit, match="fewer than"):
+        label_faces.make_sheets([str(tiny_models)], 13, 3, tmp_path / "too_many", real=(str(data),))
+    held_out_file = sorted((data / "img_align_celeba").glob("*.jpg"))[-1]  # the data changed since the look
+    Image.new("RGB", (89, 109), (9, 9, 9)).save(held_out_file)
+    with pytest.raises(SystemExit, match="not the data this look drew from"):
+        label_faces.report(out, tiny_models)

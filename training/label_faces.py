@@ -3,16 +3,21 @@
     python -m training.label_faces sheets --models resources/models --models runs/set_h --out runs/look1
     (look at runs/look1/sheet*.png; list the distorted faces of each sheet in runs/look1/labels.json)
     python -m training.label_faces report runs/look1
+    python -m training.label_faces sheets --models resources/models --real ../shared/data/celeba --out runs/look2
 
 #23's grid bar ("at most 1 in 10 distorted") is a judgement by eye. A 64-face grid gives it with a
 95 % interval of ±8 to ±11 points; this tool gives it on hundreds of faces, from several generators at
 once, shuffled so that whoever looks cannot tell which generator drew a face (`key.json`, not to
 be opened before labelling), and says which kinds of face are distorted most, read by the evaluator
 (which no method trains against). Face k of sheet s is number 48·s + k, row by row.
+
+`--real DATA` mixes in held-out real faces of a CelebA folder as one more source, a control for the
+one who looks: the share of real faces called distorted is the floor any generator can reach.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -22,6 +27,7 @@ import torch
 
 import resources
 from core.checkpoint import load_checkpoint
+from core.data import load_datasets
 from core.export import save_png_grid
 from core.latent import sample_codes
 from core.model_hash import state_hash
@@ -29,6 +35,7 @@ from training.yardsticks import Yardsticks
 
 PER_SHEET, COLUMNS, SIZE, PADDING = 48, 8, 112, 4
 KEY, LABELS = "key.json", "labels.json"
+REAL = "real:"  # a source that is a data folder's held-out real faces, not a generator
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s = sub.add_parser("sheets", help="draw, shuffle and render faces to look at")
     s.add_argument("--models", action="append", required=True,
                    help="a folder with generator.pt, or a generator checkpoint (repeat to compare)")
+    s.add_argument("--real", action="append", default=[],
+                   help="a CelebA-layout data folder: its held-out real faces join the look as a control")
     s.add_argument("--out", required=True)
     s.add_argument("--faces", type=int, default=144, help="faces per generator")
     s.add_argument("--seed", type=int, default=31)
@@ -56,6 +65,23 @@ def draw(source: str, n: int, seed: int) -> torch.Tensor:
     return _faces(_generator(source), n, seed)
 
 
+def _real_faces(folder: str, n: int, seed: int, size: int) -> torch.Tensor:
+    """`n` held-out real faces (uint8) of the data `folder` at `size` px, picked by `seed`."""
+    held, _ = load_datasets(folder, size=size).split(held_out=True)
+    if len(held) < n:
+        raise SystemExit(f"{folder}: {len(held)} held-out faces, fewer than the {n} asked for")
+    return held[torch.randperm(len(held), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
+def _source_faces(source: str, n: int, seed: int, size: int) -> tuple[torch.Tensor, str]:
+    """A source's faces and the hash that says they are the same ones at report time."""
+    if source.startswith(REAL):
+        faces = _real_faces(source[len(REAL):], n, seed, size)
+        return faces, hashlib.sha256(faces.contiguous().numpy().tobytes()).hexdigest()[:16]
+    gen = _generator(source)
+    return _faces(gen, n, seed), state_hash(gen)
+
+
 @torch.no_grad()
 def _faces(gen: torch.nn.Module, n: int, seed: int) -> torch.Tensor:
     z = sample_codes(gen, n, torch.Generator().manual_seed(seed))
@@ -70,19 +96,25 @@ def write_sheets(images: torch.Tensor, out: Path) -> list[Path]:
     return paths
 
 
-def make_sheets(sources: list[str], n: int, seed: int, out: Path) -> list[Path]:
-    """Faces of every source, shuffled together; the key says which is whose."""
+def make_sheets(sources: list[str], n: int, seed: int, out: Path, real: tuple[str, ...] = ()) -> list[Path]:
+    """Faces of every source (and held-out faces of each `real` data folder), shuffled together;
+    the key says which is whose."""
     if (out / LABELS).exists():
         raise SystemExit(f"{out} already holds a look ({LABELS}); sheets go to a new folder, so no labels are lost")
+    sources = list(sources) + [REAL + str(folder) for folder in real]
+    drawn, size = [], 64
+    for source in sorted(sources, key=lambda src: src.startswith(REAL)):  # real faces at the generators' size
+        drawn.append((source, *_source_faces(source, n, seed, size)))
+        size = drawn[0][1].shape[-1]
+    faces = {source: (images, digest) for source, images, digest in drawn}
     out.mkdir(parents=True, exist_ok=True)
-    gens = [_generator(source) for source in sources]
-    images = torch.cat([_faces(gen, n, seed) for gen in gens])
+    images = torch.cat([faces[source][0] for source in sources])
     owner = torch.arange(len(sources)).repeat_interleave(n)
     index = torch.arange(n).repeat(len(sources))
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + 1)) if len(sources) > 1 \
         else torch.arange(len(images))
     paths = write_sheets(images[order], out)
-    hashes = [state_hash(gen) for gen in gens]
+    hashes = [faces[source][1] for source in sources]
     (out / KEY).write_text(json.dumps({"sources": sources, "generator_hashes": hashes, "faces": n, "seed": seed,
                                        "owner": owner[order].tolist(), "index": index[order].tolist()}) + "\n")
     (out / LABELS).write_text("{\n" + ",\n".join(f' "{p.stem[5:]}": []' for p in paths) + "\n}\n")
@@ -118,12 +150,15 @@ def report(folder: Path, evaluator: Path) -> dict:
     distorted = read_labels(folder, len(owner))
     sticks = Yardsticks(evaluator, torch.device("cpu"))
     out: dict = {}
-    for s, source in enumerate(key["sources"]):
-        gen = _generator(source)
-        if state_hash(gen) != key["generator_hashes"][s]:
-            raise SystemExit(f"{source} is not the generator this look drew from (its weights changed since)")
+    size = 64
+    for s, source in sorted(enumerate(key["sources"]), key=lambda item: item[1].startswith(REAL)):
+        drawn, digest = _source_faces(source, key["faces"], key["seed"], size)
+        size = drawn.shape[-1] if not source.startswith(REAL) else size
+        if digest != key["generator_hashes"][s]:
+            what = "data" if source.startswith(REAL) else "generator"
+            raise SystemExit(f"{source} is not the {what} this look drew from (it changed since)")
         mine = owner == s
-        images = _faces(gen, key["faces"], key["seed"])[torch.tensor(key["index"])[mine]]
+        images = drawn[torch.tensor(key["index"])[mine]]
         bad = distorted[mine]
         k, n = int(bad.sum()), int(mine.sum())
         low, high = wilson(k, n)
@@ -148,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     if args.command == "sheets":
-        paths = make_sheets(args.models, args.faces, args.seed, Path(args.out))
+        paths = make_sheets(args.models, args.faces, args.seed, Path(args.out), real=tuple(args.real))
         print(f"{len(paths)} sheets in {args.out}; list each sheet's distorted faces in {Path(args.out) / LABELS} "
               f"(do not open {KEY} before)")
     else:
