@@ -144,8 +144,19 @@ def test_classifier_fine_tune_starts_from_init_weights_and_trains_adversarially(
     result = train_classifier.main(["--data", str(data_dir), "--out", str(trained["out"] / "cls_adv"), "--smoke",
                                     "--cache-dir", trained["cache"], "--steps", "10",
                                     "--init", trained["cls"]["checkpoint"], "--adversarial", "0.03"])
-    fresh, tuned = trained["cls"]["history"], result["history"]
-    assert tuned[0]["loss"] < fresh[0]["loss"] - 0.05  # it began where the trained classifier ended, not at random
+    # it began where the trained classifier ended, not at random: after 10 steps its weights are still
+    # near the init's, far nearer than a freshly initialised classifier's (its first loss, on adversarial
+    # images, sits too close to a fresh run's first loss to tell the two apart on every CPU)
+    init = load_checkpoint(trained["cls"]["checkpoint"], "classifier").model
+    tuned = load_checkpoint(result["checkpoint"], "classifier").model
+    torch.manual_seed(0)
+    random = type(init)(init.config)
+
+    def distance(model: torch.nn.Module) -> float:
+        return sum(float((a - b).square().sum()) for a, b in zip(model.parameters(), init.parameters())) ** 0.5
+
+    assert distance(tuned) < 0.6 * distance(random)  # measured: 3.3 against 7.8
+    assert result["history"][-1]["loss"] < 0.69  # and it trained: better than chance on the visible attribute
     assert load_checkpoint(result["checkpoint"], "classifier").train["args"]["adversarial"] == 0.03
     with pytest.raises(SystemExit, match="--init .*generator checkpoint, expected a classifier"):
         train_classifier.main(["--data", str(data_dir), "--out", str(trained["out"] / "cls_bad"), "--smoke",
