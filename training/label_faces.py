@@ -82,6 +82,16 @@ def _source_faces(source: str, n: int, seed: int, size: int) -> tuple[torch.Tens
     return _faces(gen, n, seed), state_hash(gen)
 
 
+def _draw_sources(sources: list[str], n: int, seed: int) -> dict[str, tuple[torch.Tensor, str]]:
+    """Every source's faces and hash; generators first, so real faces come at their size (else 64 px)."""
+    drawn, size = {}, None
+    for source in sorted(sources, key=lambda src: src.startswith(REAL)):
+        drawn[source] = _source_faces(source, n, seed, size or 64)
+        if size is None and not source.startswith(REAL):
+            size = drawn[source][0].shape[-1]
+    return drawn
+
+
 @torch.no_grad()
 def _faces(gen: torch.nn.Module, n: int, seed: int) -> torch.Tensor:
     z = sample_codes(gen, n, torch.Generator().manual_seed(seed))
@@ -102,11 +112,7 @@ def make_sheets(sources: list[str], n: int, seed: int, out: Path, real: tuple[st
     if (out / LABELS).exists():
         raise SystemExit(f"{out} already holds a look ({LABELS}); sheets go to a new folder, so no labels are lost")
     sources = list(sources) + [REAL + str(folder) for folder in real]
-    drawn, size = [], 64
-    for source in sorted(sources, key=lambda src: src.startswith(REAL)):  # real faces at the generators' size
-        drawn.append((source, *_source_faces(source, n, seed, size)))
-        size = drawn[0][1].shape[-1]
-    faces = {source: (images, digest) for source, images, digest in drawn}
+    faces = _draw_sources(sources, n, seed)
     out.mkdir(parents=True, exist_ok=True)
     images = torch.cat([faces[source][0] for source in sources])
     owner = torch.arange(len(sources)).repeat_interleave(n)
@@ -150,10 +156,9 @@ def report(folder: Path, evaluator: Path) -> dict:
     distorted = read_labels(folder, len(owner))
     sticks = Yardsticks(evaluator, torch.device("cpu"))
     out: dict = {}
-    size = 64
-    for s, source in sorted(enumerate(key["sources"]), key=lambda item: item[1].startswith(REAL)):
-        drawn, digest = _source_faces(source, key["faces"], key["seed"], size)
-        size = drawn.shape[-1] if not source.startswith(REAL) else size
+    faces = _draw_sources(key["sources"], key["faces"], key["seed"])
+    for s, source in enumerate(key["sources"]):
+        drawn, digest = faces[source]
         if digest != key["generator_hashes"][s]:
             what = "data" if source.startswith(REAL) else "generator"
             raise SystemExit(f"{source} is not the {what} this look drew from (it changed since)")
